@@ -1,0 +1,64 @@
+# Makefile for tsnap (PGXS)
+#
+# The version lives in tsnap.control alone; META.json and the install script
+# name are checked against it by "make check-version" (run by the test suite).
+
+EXTENSION = tsnap
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+
+MODULE_big = tsnap
+OBJS = \
+	src/tsnap.o \
+	src/settings.o \
+	src/catalog.o \
+	src/inheritance.o \
+	src/targets.o \
+	src/shards.o \
+	src/bump.o \
+	src/version.o \
+	src/tracking.o
+PGFILEDESC = "tsnap - version-keyed CSV snapshots of tables in S3"
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+	-I$(srcdir)/src \
+	$(shell pkg-config --cflags libcurl libxml-2.0 openssl)
+SHLIB_LINK = $(shell pkg-config --libs libcurl libxml-2.0) -lcrypto
+
+# pg_regress (sql/, expected/), isolation specs (test/specs, test/expected)
+# and TAP tests (test/t) all run against servers with tsnap preloaded; see
+# test/run-all.sh, which is what the README and CI call.
+REGRESS = tracking tracking_errors tracking_privileges
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+ISOLATION = tracking_writers tracking_snapshot
+ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --load-extension=$(EXTENSION)
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I $(srcdir)/test/perl
+
+EXTRA_CLEAN = test/output_iso
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: check-version
+check-version:
+	@test "$$(sed -n 's/^   "version": "\([^"]*\)".*/\1/p' META.json | head -1)" = "$(EXTVERSION)" || \
+		{ echo "META.json version differs from tsnap.control ($(EXTVERSION))"; exit 1; }
+	@grep -q '"file": "sql/$(EXTENSION)--$(EXTVERSION).sql"' META.json || \
+		{ echo "META.json does not name sql/$(EXTENSION)--$(EXTVERSION).sql"; exit 1; }
+	@test -f sql/$(EXTENSION)--$(EXTVERSION).sql || \
+		{ echo "install script sql/$(EXTENSION)--$(EXTVERSION).sql missing"; exit 1; }
+	@echo "version $(EXTVERSION): tsnap.control, META.json and install script agree"
+
+# The suites one at a time (PGXS's installcheck stops at the first failing
+# one); test/run-all.sh calls these.
+.PHONY: installcheck-regress installcheck-isolation installcheck-tap
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+installcheck-tap:
+	$(prove_installcheck)

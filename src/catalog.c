@@ -1,0 +1,167 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Access to tsnap's catalog tables in schema tsnap.
+ *
+ * Ordinary users have no rights on the catalog, yet their writes must bump
+ * versions.  Code that reads or writes the catalog on a user's behalf brackets
+ * the work with tsnap_catalog_enter/leave, which switch to the catalog's owner
+ * (the role that created the extension) as a security-restricted operation,
+ * the way PostgreSQL runs index expressions during maintenance.  If an error
+ * escapes in between, transaction or subtransaction abort restores the user.
+ *
+ * Every function here tolerates a database where the extension is absent
+ * (the library is loaded cluster-wide, the extension per database) or is
+ * being dropped in the current transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "tsnap.h"
+
+/*
+ * OID of relation tsnap.<relname>, or InvalidOid when the extension is not
+ * installed in this database.
+ */
+Oid
+tsnap_catalog_relid(const char *relname)
+{
+	Oid			nspid = get_namespace_oid(TSNAP_SCHEMA_NAME, true);
+
+	if (!OidIsValid(nspid))
+		return InvalidOid;
+	return get_relname_relid(relname, nspid);
+}
+
+/*
+ * OID of tsnap.tracking_trigger(), or InvalidOid when absent.
+ */
+Oid
+tsnap_trigger_function_oid(void)
+{
+	List	   *name = list_make2(makeString(TSNAP_SCHEMA_NAME),
+								  makeString("tracking_trigger"));
+
+	return LookupFuncName(name, 0, NULL, true);
+}
+
+/*
+ * Switch to the catalog owner.  Returns false, switching nothing, when the
+ * extension is not installed in this database.
+ */
+bool
+tsnap_catalog_enter(TsnapCatalogUser *saved)
+{
+	Oid			relid = tsnap_catalog_relid("version_shards");
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		return false;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+
+	GetUserIdAndSecContext(&saved->save_userid, &saved->save_sec_context);
+	SetUserIdAndSecContext(owner, saved->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	return true;
+}
+
+void
+tsnap_catalog_leave(TsnapCatalogUser *saved)
+{
+	SetUserIdAndSecContext(saved->save_userid, saved->save_sec_context);
+}
+
+/*
+ * The members of relids that are tracked, as a list allocated in the caller's
+ * memory context.  The caller must be inside tsnap_catalog_enter.  The query
+ * runs in SPI's read-write mode so that it sees what the current command
+ * itself just changed (tsnap_untrack, DDL in event triggers).
+ */
+List *
+tsnap_tracked_among(List *relids)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	List	   *result = NIL;
+	Datum	   *elems;
+	ArrayType  *arr;
+	Oid			argtypes[1] = {REGCLASSARRAYOID};
+	Datum		values[1];
+	ListCell   *lc;
+	int			i = 0;
+	uint64		row;
+
+	if (relids == NIL)
+		return NIL;
+
+	elems = palloc(sizeof(Datum) * list_length(relids));
+	foreach(lc, relids)
+		elems[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+	arr = construct_array(elems, i, REGCLASSOID, sizeof(Oid), true,
+						  TYPALIGN_INT);
+	values[0] = PointerGetDatum(arr);
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT tbl FROM tsnap.tracked_tables "
+							  "WHERE tbl = ANY ($1)",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read tsnap.tracked_tables");
+
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[row],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+		result = lappend_oid(result, DatumGetObjectId(d));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	return result;
+}
+
+/*
+ * Is relid itself tracked?  The caller must be inside tsnap_catalog_enter.
+ */
+bool
+tsnap_is_tracked(Oid relid)
+{
+	return tsnap_tracked_among(list_make1_oid(relid)) != NIL;
+}
+
+/*
+ * At commit, portals are closed and no snapshot is active, yet SPI needs
+ * one.  This pushes the transaction snapshot only in that case, so the
+ * common commit path takes no snapshot at all.  Returns whether it pushed;
+ * the caller pops it (an error in between is cleaned up by abort).
+ */
+bool
+tsnap_push_snapshot_if_none(void)
+{
+	if (ActiveSnapshotSet())
+		return false;
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return true;
+}

@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.h
+ *	  tsnap's configuration parameters; owned by settings.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSNAP_SETTINGS_H
+#define TSNAP_SETTINGS_H
+
+typedef enum TsnapUrlStyle
+{
+	TSNAP_URL_STYLE_PATH,
+	TSNAP_URL_STYLE_VIRTUAL
+} TsnapUrlStyle;
+
+extern char *tsnap_s3_endpoint;
+extern char *tsnap_s3_region;
+extern char *tsnap_s3_bucket;
+extern char *tsnap_s3_access_key_id;
+extern char *tsnap_s3_secret_access_key;
+extern char *tsnap_s3_session_token;
+extern int	tsnap_s3_url_style;
+extern char *tsnap_s3_ca_file;
+extern int	tsnap_s3_connect_timeout;
+extern int	tsnap_s3_request_timeout;
+extern int	tsnap_s3_max_attempts;
+extern int	tsnap_part_size;
+extern int	tsnap_max_parts_in_flight;
+
+#endif							/* TSNAP_SETTINGS_H */

@@ -1,0 +1,533 @@
+/*-------------------------------------------------------------------------
+ *
+ * tracking.c
+ *	  tsnap_track and tsnap_untrack, and the event triggers that keep
+ *	  tracking whole while tables change around it.
+ *
+ * Tracking a table puts the statement-level trigger tsnap_tracking on the
+ * table and on every relative (see inheritance.c).  The triggers are created
+ * by the catalog owner, enabled ALWAYS so that logical replication apply
+ * (session_replication_role = replica) still counts, and tied to the
+ * extension by an automatic dependency so that DROP EXTENSION removes them.
+ * pg_dump dumps them as ordinary triggers; when pg_restore re-creates them,
+ * the ddl_command_end event trigger ties them to the extension again.
+ *
+ * Who may do what: only the table's owner (or a superuser) may track or
+ * untrack; all catalog work then runs as the catalog owner (catalog.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "tsnap.h"
+
+PG_FUNCTION_INFO_V1(tsnap_track);
+PG_FUNCTION_INFO_V1(tsnap_untrack);
+PG_FUNCTION_INFO_V1(tsnap_on_ddl_command_end);
+PG_FUNCTION_INFO_V1(tsnap_on_sql_drop);
+
+/* set while tsnap itself runs DDL, so the event trigger does not recurse */
+static bool ensuring = false;
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * Open relid for (un)tracking with the lock CREATE TRIGGER takes, so writers
+ * that started before us finish first.  Raises 42P01 for a missing relation
+ * and 42501 unless the current user owns it.
+ */
+static Relation
+open_owned_relation(Oid relid)
+{
+	Relation	rel = try_relation_open(relid, ShareRowExclusiveLock);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER,
+					   get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+	return rel;
+}
+
+/*
+ * Raise a clear error for anything that cannot be tracked.
+ */
+static void
+check_trackable(Relation rel)
+{
+	const char *relname = RelationGetRelationName(rel);
+	char		relkind = rel->rd_rel->relkind;
+
+	if (IsSystemRelation(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot track system catalog \"%s\"", relname),
+				 errdetail("System catalogs are changed by PostgreSQL itself, without firing triggers.")));
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot track \"%s\"", relname),
+				 errdetail_relkind_not_supported(relkind),
+				 errhint("Only tables and partitioned tables can be tracked.")));
+
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot track temporary table \"%s\"", relname),
+				 errdetail("Snapshots are built by background workers, which cannot read another session's temporary tables.")));
+}
+
+/* tsnap_tracking trigger on relid: its OID and tgenabled, if present */
+static Oid
+find_tracking_trigger(Oid relid, char *tgenabled)
+{
+	Relation	tgrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+	Oid			result = InvalidOid;
+	Oid			funcoid = tsnap_trigger_function_oid();
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true,
+							  NULL, 1, &key);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tuple);
+
+		if (trig->tgfoid == funcoid)
+		{
+			result = trig->oid;
+			*tgenabled = trig->tgenabled;
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+
+	return result;
+}
+
+static void
+run_ddl(const char *fmt, const char *target)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, fmt, target);
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not run \"%s\"", sql.data);
+	pfree(sql.data);
+}
+
+/*
+ * Make sure every relative of the tracked table carries a tracking trigger
+ * enabled ALWAYS.  from_user_ddl says a user's DDL just ran: a trigger that
+ * the user disabled (or set to fire on replicas only) is then an error, not
+ * something to quietly undo; one merely re-enabled for origin sessions is set
+ * back to ALWAYS.  Must run as the catalog owner.
+ */
+static void
+ensure_triggers(Oid tracked_relid, bool from_user_ddl)
+{
+	List	   *relatives = tsnap_relatives(tracked_relid);
+	ListCell   *lc;
+	bool		save_ensuring = ensuring;
+
+	/* an error must not leave the flag set for the rest of the session */
+	ensuring = true;
+	PG_TRY();
+	{
+		SPI_connect();
+		foreach(lc, relatives)
+		{
+			Oid			relid = lfirst_oid(lc);
+			char		tgenabled = 0;
+			char	   *name;
+
+			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+				continue;
+			name = qualified_name(relid);
+
+			if (!OidIsValid(find_tracking_trigger(relid, &tgenabled)))
+				run_ddl("CREATE TRIGGER " TSNAP_TRIGGER_NAME
+						" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s"
+						" FOR EACH STATEMENT EXECUTE FUNCTION tsnap.tracking_trigger()",
+						name);
+			else if (tgenabled == TRIGGER_FIRES_ALWAYS)
+				continue;
+			else if (from_user_ddl && tgenabled != TRIGGER_FIRES_ON_ORIGIN)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("trigger \"%s\" on table \"%s\" must stay enabled",
+								TSNAP_TRIGGER_NAME, get_rel_name(relid)),
+						 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
+								   get_rel_name(tracked_relid)),
+						 errhint("Call tsnap_untrack() first.")));
+
+			run_ddl("ALTER TABLE %s ENABLE ALWAYS TRIGGER " TSNAP_TRIGGER_NAME, name);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		ensuring = save_ensuring;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Record that a tracking trigger goes when the extension goes.  Triggers on
+ * user tables cannot be extension members (pg_dump would skip them), so an
+ * automatic dependency does it: DROP EXTENSION drops them without CASCADE.
+ */
+static void
+tie_trigger_to_extension(Oid trigoid)
+{
+	Relation	tgrel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+	bool		ours = false;
+	Oid			extoid = get_extension_oid("tsnap", true);
+	ObjectAddress trigaddr;
+	ObjectAddress extaddr;
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		values[2];
+
+	if (!OidIsValid(extoid))
+		return;
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(trigoid));
+	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		ours = ((Form_pg_trigger) GETSTRUCT(tuple))->tgfoid ==
+			tsnap_trigger_function_oid();
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	if (!ours)
+		return;
+
+	values[0] = ObjectIdGetDatum(trigoid);
+	values[1] = ObjectIdGetDatum(extoid);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_depend "
+							  "WHERE classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass "
+							  "AND objid = $1 "
+							  "AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass "
+							  "AND refobjid = $2",
+							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_depend");
+	if (SPI_processed == 0)
+	{
+		ObjectAddressSet(trigaddr, TriggerRelationId, trigoid);
+		ObjectAddressSet(extaddr, ExtensionRelationId, extoid);
+		recordDependencyOn(&trigaddr, &extaddr, DEPENDENCY_AUTO);
+		CommandCounterIncrement();
+	}
+	SPI_finish();
+}
+
+static void
+exec_catalog(const char *sql, Oid relid)
+{
+	Oid			argtypes[1] = {REGCLASSOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	int			rc;
+
+	SPI_connect();
+	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+	SPI_finish();
+}
+
+/*
+ * tsnap_track(tbl regclass) RETURNS void
+ *
+ * Raises 42501 unless the caller owns the table, 42809 or 0A000 for what
+ * cannot be tracked; tracking a tracked table is a no-op with a NOTICE.
+ */
+Datum
+tsnap_track(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel = open_owned_relation(relid);
+	TsnapCatalogUser saved;
+
+	check_trackable(rel);
+	/* keep the lock; ALTER TABLE below refuses a relation we hold open */
+	table_close(rel, NoLock);
+
+	if (!tsnap_catalog_enter(&saved))
+		elog(ERROR, "tsnap catalog is missing");
+
+	if (tsnap_is_tracked(relid))
+	{
+		tsnap_catalog_leave(&saved);
+		ereport(NOTICE,
+				(errmsg("table \"%s\" is already tracked, skipping",
+						get_rel_name(relid))));
+		PG_RETURN_VOID();
+	}
+
+	exec_catalog("INSERT INTO tsnap.tracked_tables (tbl) VALUES ($1)", relid);
+	exec_catalog("INSERT INTO tsnap.version_shards (tbl, shard, bumps) "
+				 "SELECT $1, g, 0 FROM pg_catalog.generate_series(0, "
+				 CppAsString2(TSNAP_VERSION_SHARDS) " - 1) g", relid);
+	ensure_triggers(relid, false);
+	tsnap_targets_invalidate_family(relid);
+
+	tsnap_catalog_leave(&saved);
+	PG_RETURN_VOID();
+}
+
+/*
+ * tsnap_untrack(tbl regclass) RETURNS void
+ *
+ * Removes the catalog entry and every tracking trigger that no other tracked
+ * table still needs.  Raises 42501 unless the caller owns the table;
+ * untracking a table that is not tracked is a no-op with a NOTICE.
+ */
+Datum
+tsnap_untrack(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	TsnapCatalogUser saved;
+	List	   *relatives;
+	ListCell   *lc;
+
+	/* keep the lock; DROP TRIGGER below refuses a relation we hold open */
+	table_close(open_owned_relation(relid), NoLock);
+
+	if (!tsnap_catalog_enter(&saved))
+		elog(ERROR, "tsnap catalog is missing");
+
+	if (!tsnap_is_tracked(relid))
+	{
+		tsnap_catalog_leave(&saved);
+		ereport(NOTICE,
+				(errmsg("table \"%s\" is not tracked, skipping",
+						get_rel_name(relid))));
+		PG_RETURN_VOID();
+	}
+
+	exec_catalog("DELETE FROM tsnap.version_shards WHERE tbl = $1", relid);
+	exec_catalog("DELETE FROM tsnap.tracked_tables WHERE tbl = $1", relid);
+	CommandCounterIncrement();
+	tsnap_targets_invalidate_family(relid);
+
+	relatives = tsnap_relatives(relid);
+	tsnap_set_untracking(true);
+	PG_TRY();
+	{
+		SPI_connect();
+		foreach(lc, relatives)
+		{
+			Oid			other = lfirst_oid(lc);
+
+			if (tsnap_tracked_among(tsnap_relatives(other)) != NIL)
+				continue;		/* still needed by another tracked table */
+			run_ddl("DROP TRIGGER IF EXISTS " TSNAP_TRIGGER_NAME " ON %s",
+					qualified_name(other));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		tsnap_set_untracking(false);
+	}
+	PG_END_TRY();
+
+	tsnap_catalog_leave(&saved);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Event trigger on ddl_command_end for CREATE TABLE, ALTER TABLE and CREATE
+ * TRIGGER: a partition or child created or attached under a tracked table
+ * gets its trigger; a tracking trigger (ours, or re-created by pg_restore) is
+ * tied to the extension; a tracking trigger disabled by ALTER TABLE is
+ * refused.
+ */
+Datum
+tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
+{
+	TsnapCatalogUser saved;
+	List	   *relids = NIL;
+	List	   *trigoids = NIL;
+	ListCell   *lc;
+	uint64		row;
+	MemoryContext callercxt = CurrentMemoryContext;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tsnap.on_ddl_command_end() was not called by the event trigger manager")));
+
+	if (!tsnap_catalog_enter(&saved))
+		PG_RETURN_VOID();
+
+	/* see the catalog as the command left it */
+	CommandCounterIncrement();
+
+	SPI_connect();
+	if (SPI_execute("SELECT classid, objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+					"WHERE objsubid = 0 AND classid IN "
+					"('pg_catalog.pg_class'::pg_catalog.regclass, "
+					" 'pg_catalog.pg_trigger'::pg_catalog.regclass)",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		Oid			classid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[row],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+		Oid			objid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[row],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+		if (classid == TriggerRelationId)
+			trigoids = lappend_oid(trigoids, objid);
+		else
+			relids = list_append_unique_oid(relids, objid);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	foreach(lc, trigoids)
+		tie_trigger_to_extension(lfirst_oid(lc));
+
+	/* our own CREATE TRIGGER and ALTER TABLE need no further checks */
+	if (!ensuring)
+	{
+		foreach(lc, relids)
+		{
+			Oid			relid = lfirst_oid(lc);
+			ListCell   *lc2;
+
+			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+				continue;
+			foreach(lc2, tsnap_tracked_among(tsnap_relatives(relid)))
+				ensure_triggers(lfirst_oid(lc2), true);
+		}
+	}
+
+	tsnap_catalog_leave(&saved);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Event trigger on sql_drop: a dropped table loses its catalog entry, and a
+ * tracking trigger that a tracked table still needs cannot be dropped
+ * (except by tsnap_untrack, or along with its table).
+ */
+Datum
+tsnap_on_sql_drop(PG_FUNCTION_ARGS)
+{
+	TsnapCatalogUser saved;
+	List	   *guarded = NIL;
+	ListCell   *lc;
+	uint64		row;
+	MemoryContext callercxt = CurrentMemoryContext;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tsnap.on_sql_drop() was not called by the event trigger manager")));
+
+	if (!tsnap_catalog_enter(&saved))
+		PG_RETURN_VOID();
+
+	SPI_connect();
+	if (SPI_execute("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects()), "
+					"gone AS (SELECT objid FROM d "
+					"         WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+					"         AND objsubid = 0), "
+					"s AS (DELETE FROM tsnap.version_shards "
+					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone)), "
+					"t AS (DELETE FROM tsnap.tracked_tables "
+					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone)) "
+					"SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
+					"       || '.' || pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
+					"FROM d WHERE object_type = 'trigger' "
+					"AND address_names[3] = '" TSNAP_TRIGGER_NAME "'",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[row],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old;
+
+		if (isnull)
+			continue;			/* the table went too */
+		old = MemoryContextSwitchTo(callercxt);
+		guarded = lappend_oid(guarded, DatumGetObjectId(d));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	if (!tsnap_untracking())
+	{
+		foreach(lc, guarded)
+		{
+			Oid			relid = lfirst_oid(lc);
+			List	   *tracked = tsnap_tracked_among(tsnap_relatives(relid));
+
+			if (tracked != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+						 errmsg("cannot drop trigger \"%s\" on table \"%s\"",
+								TSNAP_TRIGGER_NAME, get_rel_name(relid)),
+						 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
+								   get_rel_name(linitial_oid(tracked))),
+						 errhint("Call tsnap_untrack() first.")));
+		}
+	}
+
+	tsnap_catalog_leave(&saved);
+	PG_RETURN_VOID();
+}

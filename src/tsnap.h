@@ -1,0 +1,68 @@
+/*-------------------------------------------------------------------------
+ *
+ * tsnap.h
+ *	  Declarations shared by the PostgreSQL side of tsnap.
+ *
+ * Each module owns the state it declares here: settings.c owns the GUC
+ * variables, bump.c the backend-local list of pending version bumps,
+ * catalog.c the lookups of tsnap's catalog relations.  The S3 client under
+ * src/s3/ sees none of this; it is plain C.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSNAP_H
+#define TSNAP_H
+
+#include "nodes/pg_list.h"
+
+/* name of the trigger that tsnap_track installs on every related table */
+#define TSNAP_TRIGGER_NAME		"tsnap_tracking"
+#define TSNAP_SCHEMA_NAME		"tsnap"
+
+/*
+ * Shards per table for the version counter.  A backend writes the shard its
+ * BackendId maps to, so up to this many concurrent writers never share a row.
+ */
+#define TSNAP_VERSION_SHARDS	16
+
+/* settings.c */
+extern void tsnap_define_settings(void);
+
+/* catalog.c */
+typedef struct TsnapCatalogUser
+{
+	Oid			save_userid;
+	int			save_sec_context;
+} TsnapCatalogUser;
+
+extern Oid	tsnap_catalog_relid(const char *relname);
+extern Oid	tsnap_trigger_function_oid(void);
+extern bool tsnap_catalog_enter(TsnapCatalogUser *saved);
+extern void tsnap_catalog_leave(TsnapCatalogUser *saved);
+extern bool tsnap_is_tracked(Oid relid);
+extern List *tsnap_tracked_among(List *relids);
+extern bool tsnap_push_snapshot_if_none(void);
+
+/* targets.c */
+extern void tsnap_targets_init(void);
+extern List *tsnap_targets_of(Oid relid);
+extern void tsnap_targets_invalidate_family(Oid relid);
+
+/* shards.c */
+extern bool tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl,
+							int16 shard, int64 n);
+
+/* inheritance.c */
+extern List *tsnap_relatives(Oid relid);
+
+/* bump.c */
+extern void tsnap_register_xact_callbacks(void);
+extern int64 tsnap_pending_bumps_for(Oid relid);
+extern void tsnap_set_untracking(bool on);
+extern bool tsnap_untracking(void);
+
+/* version.c */
+extern int64 tsnap_read_version(Oid relid);
+
+
+#endif							/* TSNAP_H */
