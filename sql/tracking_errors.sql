@@ -46,14 +46,18 @@ ALTER TABLE plain DISABLE TRIGGER tsnap_tracking;
 \echo :LAST_ERROR_SQLSTATE
 ALTER TABLE plain DISABLE TRIGGER ALL;
 \echo :LAST_ERROR_SQLSTATE
-ALTER TABLE plain ENABLE REPLICA TRIGGER tsnap_tracking;
+DROP TRIGGER tsnap_tracking_replica ON plain;
 \echo :LAST_ERROR_SQLSTATE
--- enabling it again (for origin sessions) is quietly kept at ALWAYS
+-- any enabled state is quietly set back: ALWAYS for the statement trigger,
+-- REPLICA for the row trigger (logical replication apply)
 ALTER TABLE plain ENABLE TRIGGER ALL;
-SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'plain'::regclass;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'plain'::regclass ORDER BY tgname;
+ALTER TABLE plain ENABLE REPLICA TRIGGER tsnap_tracking;
+ALTER TABLE plain ENABLE ALWAYS TRIGGER tsnap_tracking_replica;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'plain'::regclass ORDER BY tgname;
 -- the trigger function is for the trigger manager only
 SELECT tsnap.tracking_trigger();
-CREATE TRIGGER wrong BEFORE INSERT ON plain FOR EACH ROW EXECUTE FUNCTION tsnap.tracking_trigger();
+CREATE TRIGGER wrong AFTER INSERT ON plain FOR EACH ROW EXECUTE FUNCTION tsnap.tracking_trigger();
 INSERT INTO plain VALUES (1);
 DROP TRIGGER wrong ON plain;
 INSERT INTO plain VALUES (1);

@@ -4,11 +4,14 @@
  *	  tsnap_track and tsnap_untrack, and the event triggers that keep
  *	  tracking whole while tables change around it.
  *
- * Tracking a table puts the statement-level trigger tsnap_tracking on the
- * table and on every relative (see inheritance.c).  The triggers are created
- * by the catalog owner, enabled ALWAYS so that logical replication apply
- * (session_replication_role = replica) still counts, and tied to the
- * extension by an automatic dependency so that DROP EXTENSION removes them.
+ * Tracking a table puts the statement-level trigger tsnap_tracking, enabled
+ * ALWAYS, on the table and on every relative (see inheritance.c), and the
+ * row-level trigger tsnap_tracking_replica, enabled REPLICA, on every
+ * relative that holds rows: logical replication apply runs with
+ * session_replication_role = replica and fires statement-level triggers only
+ * for TRUNCATE.  The triggers are created by the catalog owner and tied to
+ * the extension by an automatic dependency so that DROP EXTENSION removes
+ * them.
  * pg_dump dumps them as ordinary triggers; when pg_restore re-creates them,
  * the ddl_command_end event trigger ties them to the extension again.
  *
@@ -113,9 +116,12 @@ check_trackable(Relation rel)
 				 errdetail("Snapshots are built by background workers, which cannot read another session's temporary tables.")));
 }
 
-/* tsnap_tracking trigger on relid: its OID and tgenabled, if present */
+/*
+ * tsnap's statement-level (row = false) or row-level (row = true) trigger on
+ * relid: its OID and tgenabled, or InvalidOid.
+ */
 static Oid
-find_tracking_trigger(Oid relid, char *tgenabled)
+find_tracking_trigger(Oid relid, bool row, char *tgenabled)
 {
 	Relation	tgrel;
 	SysScanDesc scan;
@@ -133,7 +139,7 @@ find_tracking_trigger(Oid relid, char *tgenabled)
 	{
 		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tuple);
 
-		if (trig->tgfoid == funcoid)
+		if (trig->tgfoid == funcoid && TRIGGER_FOR_ROW(trig->tgtype) == row)
 		{
 			result = trig->oid;
 			*tgenabled = trig->tgenabled;
@@ -159,11 +165,56 @@ run_ddl(const char *fmt, const char *target)
 }
 
 /*
- * Make sure every relative of the tracked table carries a tracking trigger
- * enabled ALWAYS.  from_user_ddl says a user's DDL just ran: a trigger that
- * the user disabled (or set to fire on replicas only) is then an error, not
- * something to quietly undo; one merely re-enabled for origin sessions is set
- * back to ALWAYS.  Must run as the catalog owner.
+ * Make one of tsnap's triggers present on relid and enabled as it should be:
+ * the statement-level one ALWAYS, the row-level one for REPLICA sessions.
+ * from_user_ddl says a user's DDL just ran: a trigger the user disabled is
+ * then an error, not something to quietly undo; any other state is quietly
+ * set back.
+ */
+static void
+ensure_trigger(Oid relid, Oid tracked_relid, bool row, bool from_user_ddl)
+{
+	const char *trigname = row ? TSNAP_ROW_TRIGGER_NAME : TSNAP_TRIGGER_NAME;
+	char		wanted = row ? TRIGGER_FIRES_ON_REPLICA : TRIGGER_FIRES_ALWAYS;
+	char		tgenabled = 0;
+	char	   *name = qualified_name(relid);
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	if (!OidIsValid(find_tracking_trigger(relid, row, &tgenabled)))
+		appendStringInfo(&sql, "CREATE TRIGGER %s %s ON %s FOR EACH %s "
+						 "EXECUTE FUNCTION tsnap.tracking_trigger()",
+						 trigname,
+						 row ? "BEFORE INSERT OR UPDATE OR DELETE"
+						 : "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE",
+						 name, row ? "ROW" : "STATEMENT");
+	else if (tgenabled == wanted)
+		return;
+	else if (from_user_ddl && tgenabled == TRIGGER_DISABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trigger \"%s\" on table \"%s\" must stay enabled",
+						trigname, get_rel_name(relid)),
+				 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
+						   get_rel_name(tracked_relid)),
+				 errhint("Call tsnap_untrack() first.")));
+	if (sql.len > 0 && SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create trigger \"%s\" on \"%s\"", trigname, name);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "ALTER TABLE %s ENABLE %s TRIGGER %s", name,
+					 row ? "REPLICA" : "ALWAYS", trigname);
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not enable trigger \"%s\" on \"%s\"", trigname, name);
+	pfree(sql.data);
+}
+
+/*
+ * Make sure every relative of the tracked table carries tsnap's triggers:
+ * the statement-level one everywhere, the row-level one on the relatives
+ * that hold rows (row triggers on a partitioned table would only be cloned
+ * to its partitions, which are relatives themselves).  Must run as the
+ * catalog owner.
  */
 static void
 ensure_triggers(Oid tracked_relid, bool from_user_ddl)
@@ -180,30 +231,13 @@ ensure_triggers(Oid tracked_relid, bool from_user_ddl)
 		foreach(lc, relatives)
 		{
 			Oid			relid = lfirst_oid(lc);
-			char		tgenabled = 0;
-			char	   *name;
+			char		relkind = get_rel_relkind(relid);
 
-			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-				continue;
-			name = qualified_name(relid);
-
-			if (!OidIsValid(find_tracking_trigger(relid, &tgenabled)))
-				run_ddl("CREATE TRIGGER " TSNAP_TRIGGER_NAME
-						" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s"
-						" FOR EACH STATEMENT EXECUTE FUNCTION tsnap.tracking_trigger()",
-						name);
-			else if (tgenabled == TRIGGER_FIRES_ALWAYS)
-				continue;
-			else if (from_user_ddl && tgenabled != TRIGGER_FIRES_ON_ORIGIN)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("trigger \"%s\" on table \"%s\" must stay enabled",
-								TSNAP_TRIGGER_NAME, get_rel_name(relid)),
-						 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
-								   get_rel_name(tracked_relid)),
-						 errhint("Call tsnap_untrack() first.")));
-
-			run_ddl("ALTER TABLE %s ENABLE ALWAYS TRIGGER " TSNAP_TRIGGER_NAME, name);
+			if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+				continue;		/* gone, or a foreign table partition */
+			ensure_trigger(relid, tracked_relid, false, from_user_ddl);
+			if (relkind == RELKIND_RELATION)
+				ensure_trigger(relid, tracked_relid, true, from_user_ddl);
 		}
 		SPI_finish();
 	}
@@ -337,6 +371,7 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 	TsnapCatalogUser saved;
 	List	   *relatives;
 	ListCell   *lc;
+	char		tgenabled;
 
 	/* keep the lock; DROP TRIGGER below refuses a relation we hold open */
 	table_close(open_owned_relation(relid), NoLock);
@@ -369,8 +404,12 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 
 			if (tsnap_tracked_among(tsnap_relatives(other)) != NIL)
 				continue;		/* still needed by another tracked table */
-			run_ddl("DROP TRIGGER IF EXISTS " TSNAP_TRIGGER_NAME " ON %s",
-					qualified_name(other));
+			if (OidIsValid(find_tracking_trigger(other, false, &tgenabled)))
+				run_ddl("DROP TRIGGER " TSNAP_TRIGGER_NAME " ON %s",
+						qualified_name(other));
+			if (OidIsValid(find_tracking_trigger(other, true, &tgenabled)))
+				run_ddl("DROP TRIGGER " TSNAP_ROW_TRIGGER_NAME " ON %s",
+						qualified_name(other));
 		}
 		SPI_finish();
 	}
@@ -492,7 +531,8 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 					"SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
 					"       || '.' || pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
 					"FROM d WHERE object_type = 'trigger' "
-					"AND address_names[3] = '" TSNAP_TRIGGER_NAME "'",
+					"AND address_names[3] IN ('" TSNAP_TRIGGER_NAME "', '"
+					TSNAP_ROW_TRIGGER_NAME "')",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
 	for (row = 0; row < SPI_processed; row++)
@@ -520,8 +560,8 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 			if (tracked != NIL)
 				ereport(ERROR,
 						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-						 errmsg("cannot drop trigger \"%s\" on table \"%s\"",
-								TSNAP_TRIGGER_NAME, get_rel_name(relid)),
+						 errmsg("cannot drop tsnap's triggers on table \"%s\"",
+								get_rel_name(relid)),
 						 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
 								   get_rel_name(linitial_oid(tracked))),
 						 errhint("Call tsnap_untrack() first.")));

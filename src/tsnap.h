@@ -15,8 +15,14 @@
 
 #include "nodes/pg_list.h"
 
-/* name of the trigger that tsnap_track installs on every related table */
+/*
+ * The triggers tsnap_track installs: a statement-level one on every related
+ * table, enabled ALWAYS, and a row-level one on every related leaf table,
+ * enabled REPLICA, because logical replication apply fires statement-level
+ * triggers only for TRUNCATE.
+ */
 #define TSNAP_TRIGGER_NAME		"tsnap_tracking"
+#define TSNAP_ROW_TRIGGER_NAME	"tsnap_tracking_replica"
 #define TSNAP_SCHEMA_NAME		"tsnap"
 
 /*

@@ -1,0 +1,186 @@
+/*-------------------------------------------------------------------------
+ *
+ * s3.h
+ *	  Public interface of tsnap's S3 client: a standalone C module (no
+ *	  PostgreSQL headers) built on libcurl, OpenSSL and libxml2.
+ *
+ * The client signs requests with AWS Signature Version 4, retries transient
+ * failures with full-jitter exponential backoff, and streams large objects
+ * through a multipart uploader whose memory is bounded by
+ * part_size * (max_parts_in_flight + 1) plus a constant.
+ *
+ * Ownership rules:
+ *	- s3_client_new() deep-copies the configuration; the caller's strings may
+ *	  be freed afterwards.  The secret is wiped when the client is freed.
+ *	- A client (and every uploader made from it) is used by one thread at a
+ *	  time.  All network waits happen in that thread, in slices of at most
+ *	  100 ms, and call config->interrupt_cb between slices.
+ *	- Every function that can fail takes an s3_error *, fills it on failure
+ *	  and returns false.  s3_error holds only fixed-size buffers: nothing to
+ *	  free.  It never contains the secret, a signature, an Authorization
+ *	  header or a presigned URL.
+ *	- interrupt_cb is called between wait slices and from inside curl
+ *	  callbacks, so it must not longjmp (no ereport/CHECK_FOR_INTERRUPTS): it
+ *	  returns nonzero, the S3 call unwinds, frees what it owns and returns
+ *	  S3_ERR_INTERRUPTED, and the caller raises its own error afterwards.
+ *	- Memory comes from malloc; everything a function returns is released
+ *	  with the matching s3_*_free function.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSNAP_S3_H
+#define TSNAP_S3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* S3's limits, and this client's defaults. */
+#define S3_MIN_PART_SIZE			((size_t) 5 * 1024 * 1024)
+#define S3_MAX_PART_SIZE			((size_t) 5 * 1024 * 1024 * 1024)
+#define S3_MAX_PARTS				10000
+#define S3_MAX_OBJECT_SIZE			((uint64_t) 5 * 1024 * 1024 * 1024 * 1024)
+#define S3_DEFAULT_PART_SIZE		((size_t) 8 * 1024 * 1024)
+#define S3_DEFAULT_PARTS_IN_FLIGHT	4
+#define S3_DEFAULT_MAX_ATTEMPTS		5
+#define S3_DEFAULT_CONNECT_TIMEOUT_MS	10000
+#define S3_DEFAULT_STALL_TIMEOUT_MS		30000
+
+/* Parts keep one size for this many part numbers, then the size doubles. */
+#define S3_PART_SIZE_GROWTH_INTERVAL	900
+
+typedef enum s3_error_kind
+{
+	S3_OK = 0,
+	S3_ERR_HTTP,				/* HTTP error status without an S3 error body */
+	S3_ERR_S3,					/* S3 error reply (<Error><Code>...) */
+	S3_ERR_CURL,				/* transport failure: connect, reset, timeout */
+	S3_ERR_INTERRUPTED,			/* interrupt_cb returned nonzero */
+	S3_ERR_TOO_LARGE,			/* object exceeds max_object_size or S3 limits */
+	S3_ERR_CALLBACK,			/* a caller's callback asked to stop */
+	S3_ERR_INVALID,				/* bad argument or configuration */
+	S3_ERR_INTERNAL				/* out of memory, unparsable reply, ... */
+} s3_error_kind;
+
+typedef struct s3_error
+{
+	s3_error_kind kind;
+	const char *operation;		/* static string: "PutObject", "UploadPart" */
+	char		key[1100];		/* object key (truncated if needed) */
+	long		http_status;	/* 0 if no HTTP answer */
+	char		code[64];		/* S3 <Code>, e.g. "SlowDown" */
+	char		message[512];	/* S3 <Message> */
+	char		detail[512];	/* curl error text or internal detail */
+	int			attempts;		/* attempts made by the failing request */
+} s3_error;
+
+typedef struct s3_config
+{
+	const char *endpoint;		/* "http://127.0.0.1:7480"; NULL or "" = AWS */
+	const char *region;			/* "us-east-1" */
+	const char *bucket;
+	const char *access_key_id;
+	const char *secret_access_key;
+	const char *session_token;	/* NULL or "" = none */
+	const char *url_style;		/* "path" or "virtual"; NULL = virtual for
+								 * AWS, path for a custom endpoint */
+	const char *ca_file;		/* CA bundle for https; NULL = system default */
+	long		connect_timeout_ms; /* 0 = default */
+	long		request_timeout_ms; /* whole attempt; 0 = no limit */
+	long		stall_timeout_ms;	/* no byte moved for this long = timeout;
+									 * 0 = default, <0 = off */
+	int			max_attempts;	/* per request, including the first; 0 =
+								 * default */
+	size_t		part_size;		/* first part size; 0 = default, min 5 MiB */
+	int			max_parts_in_flight;	/* 0 = default */
+	uint64_t	max_object_size;	/* uploader cap; 0 = S3's 5 TiB */
+	int			(*interrupt_cb) (void *arg);	/* nonzero = stop now */
+	void	   *interrupt_arg;
+} s3_config;
+
+typedef struct s3_client s3_client;
+typedef struct s3_upload s3_upload;
+
+typedef struct s3_object_info
+{
+	const char *key;
+	uint64_t	size;
+	const char *etag;
+} s3_object_info;
+
+typedef struct s3_upload_info
+{
+	const char *key;
+	const char *upload_id;
+} s3_upload_info;
+
+/* Callbacks return 0 to continue, nonzero to stop (S3_ERR_CALLBACK). */
+typedef int (*s3_data_cb) (const char *data, size_t len, void *arg);
+typedef int (*s3_object_cb) (const s3_object_info *obj, void *arg);
+typedef int (*s3_upload_cb) (const s3_upload_info *upload, void *arg);
+
+/* s3_client.c */
+extern bool s3_global_init(s3_error *err);
+extern s3_client *s3_client_new(const s3_config *config, s3_error *err);
+extern void s3_client_free(s3_client *client);
+
+/* s3_error.c */
+extern void s3_error_clear(s3_error *err);
+extern size_t s3_error_format(const s3_error *err, char *buf, size_t buflen);
+extern bool s3_error_is_not_found(const s3_error *err);
+
+/* s3_ops.c: single requests, each retried on its own */
+extern bool s3_put_object(s3_client *client, const char *key,
+						  const void *data, size_t len,
+						  const char *content_type,
+						  char *etag_out, size_t etag_len, s3_error *err);
+extern bool s3_head_object(s3_client *client, const char *key,
+						   uint64_t *size_out, char *etag_out, size_t etag_len,
+						   s3_error *err);
+extern bool s3_get_object(s3_client *client, const char *key,
+						  s3_data_cb cb, void *arg, uint64_t *size_out,
+						  s3_error *err);
+extern bool s3_delete_object(s3_client *client, const char *key,
+							 s3_error *err);
+extern bool s3_list_objects(s3_client *client, const char *prefix,
+							s3_object_cb cb, void *arg, s3_error *err);
+extern bool s3_list_multipart_uploads(s3_client *client, const char *prefix,
+									  s3_upload_cb cb, void *arg,
+									  s3_error *err);
+extern char *s3_create_multipart_upload(s3_client *client, const char *key,
+										const char *content_type,
+										s3_error *err);
+extern bool s3_upload_part(s3_client *client, const char *key,
+						   const char *upload_id, int part_number,
+						   const void *data, size_t len,
+						   char *etag_out, size_t etag_len, s3_error *err);
+extern bool s3_complete_multipart_upload(s3_client *client, const char *key,
+										 const char *upload_id,
+										 const char *const *etags, int nparts,
+										 char *etag_out, size_t etag_len,
+										 s3_error *err);
+extern bool s3_abort_multipart_upload(s3_client *client, const char *key,
+									  const char *upload_id, s3_error *err);
+extern char *s3_presign_url(s3_client *client, const char *method,
+							const char *key, long expires_seconds,
+							s3_error *err);
+
+/* s3_upload.c: the streaming multipart uploader */
+typedef struct s3_upload_result
+{
+	char		etag[128];		/* as S3 reports it, quotes included */
+	uint64_t	bytes;
+	int			parts;			/* 0 = sent as a single PutObject */
+} s3_upload_result;
+
+extern s3_upload *s3_upload_begin(s3_client *client, const char *key,
+								  const char *content_type, s3_error *err);
+extern bool s3_upload_write(s3_upload *upload, const void *data, size_t len,
+							s3_error *err);
+extern bool s3_upload_finish(s3_upload *upload, s3_upload_result *result,
+							 s3_error *err);
+extern bool s3_upload_abort(s3_upload *upload, s3_error *err);
+extern void s3_upload_free(s3_upload *upload);
+extern size_t s3_part_size_for(size_t first_part_size, int part_number);
+
+#endif							/* TSNAP_S3_H */

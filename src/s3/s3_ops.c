@@ -1,0 +1,571 @@
+/*-------------------------------------------------------------------------
+ *
+ * s3_ops.c
+ *	  The S3 operations tsnap uses, one blocking call each: PutObject,
+ *	  HeadObject, GetObject (streamed to a callback), DeleteObject,
+ *	  ListObjectsV2 and ListMultipartUploads (all pages), the four multipart
+ *	  calls, and presigned URLs.
+ *
+ * Each call builds an s3_request, runs it through s3_perform (which
+ * retries transient failures) and interprets the reply.  Every s3_xfer
+ * that succeeds is cleaned up here before returning.  Strings returned to
+ * the caller (upload ids, URLs) are malloc'd and owned by the caller.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "s3_int.h"
+
+#define DEFAULT_CONTENT_TYPE "application/octet-stream"
+
+/* Copy an ETag out, if the caller wants it. */
+static void
+copy_etag(char *out, size_t outlen, const char *etag)
+{
+	if (out && outlen > 0)
+		s3_strlcpy(out, etag, outlen);
+}
+
+/*
+ * PutObject: store data (len bytes, held in memory) at key in one request.
+ * The payload is hashed and signed.
+ */
+bool
+s3_put_object(s3_client *c, const char *key, const void *data, size_t len,
+			  const char *content_type, char *etag_out, size_t etag_len,
+			  s3_error *err)
+{
+	s3_request	req;
+	s3_xfer		x;
+	s3_kv		hdr[1];
+
+	hdr[0].name = "Content-Type";
+	hdr[0].value = content_type ? content_type : DEFAULT_CONTENT_TYPE;
+	memset(&req, 0, sizeof(req));
+	req.operation = "PutObject";
+	req.method = "PUT";
+	req.key = key;
+	req.headers = hdr;
+	req.nheaders = 1;
+	req.body = data ? data : "";
+	req.body_len = len;
+	if (!s3_perform(c, &req, &x, err))
+		return false;
+	copy_etag(etag_out, etag_len, x.etag);
+	s3_xfer_cleanup(&x);
+	return true;
+}
+
+/*
+ * HeadObject: size and ETag of key.  A missing key fails with
+ * http_status 404 (s3_error_is_not_found).
+ */
+bool
+s3_head_object(s3_client *c, const char *key, uint64_t *size_out,
+			   char *etag_out, size_t etag_len, s3_error *err)
+{
+	s3_request	req;
+	s3_xfer		x;
+
+	memset(&req, 0, sizeof(req));
+	req.operation = "HeadObject";
+	req.method = "HEAD";
+	req.key = key;
+	if (!s3_perform(c, &req, &x, err))
+		return false;
+	if (size_out)
+		*size_out = x.have_length ? x.content_length : 0;
+	copy_etag(etag_out, etag_len, x.etag);
+	s3_xfer_cleanup(&x);
+	return true;
+}
+
+typedef struct counting_sink
+{
+	s3_data_cb	cb;
+	void	   *arg;
+	uint64_t	bytes;
+} counting_sink;
+
+static int
+count_cb(const char *data, size_t len, void *arg)
+{
+	counting_sink *s = arg;
+
+	s->bytes += len;
+	return s->cb(data, len, s->arg);
+}
+
+/*
+ * GetObject: stream the object's bytes to cb as they arrive; nothing is
+ * buffered whole.  cb returning nonzero stops with S3_ERR_CALLBACK.
+ */
+bool
+s3_get_object(s3_client *c, const char *key, s3_data_cb cb, void *arg,
+			  uint64_t *size_out, s3_error *err)
+{
+	s3_request	req;
+	s3_xfer		x;
+	counting_sink sink = {cb, arg, 0};
+
+	memset(&req, 0, sizeof(req));
+	req.operation = "GetObject";
+	req.method = "GET";
+	req.key = key;
+	req.sink = count_cb;
+	req.sink_arg = &sink;
+	if (!s3_perform(c, &req, &x, err))
+		return false;
+	s3_xfer_cleanup(&x);
+	if (size_out)
+		*size_out = sink.bytes;
+	return true;
+}
+
+/* DeleteObject; deleting a missing key succeeds, as in S3. */
+bool
+s3_delete_object(s3_client *c, const char *key, s3_error *err)
+{
+	s3_request	req;
+	s3_xfer		x;
+
+	memset(&req, 0, sizeof(req));
+	req.operation = "DeleteObject";
+	req.method = "DELETE";
+	req.key = key;
+	if (!s3_perform(c, &req, &x, err))
+		return s3_error_is_not_found(err) ? (s3_error_clear(err), true) : false;
+	s3_xfer_cleanup(&x);
+	return true;
+}
+
+/*
+ * ListObjectsV2 of every key under prefix (NULL or "" = all), page by
+ * page; cb is called once per key in S3's order.
+ */
+bool
+s3_list_objects(s3_client *c, const char *prefix, s3_object_cb cb, void *arg,
+				s3_error *err)
+{
+	char	   *token = NULL;
+	bool		ok = true;
+
+	for (;;)
+	{
+		s3_request	req;
+		s3_xfer		x;
+		s3_kv		q[3];
+		int			nq = 0;
+		s3_xml_list list;
+		int			rc;
+
+		q[nq].name = "list-type";
+		q[nq++].value = "2";
+		if (prefix && prefix[0])
+		{
+			q[nq].name = "prefix";
+			q[nq++].value = prefix;
+		}
+		if (token)
+		{
+			q[nq].name = "continuation-token";
+			q[nq++].value = token;
+		}
+		memset(&req, 0, sizeof(req));
+		req.operation = "ListObjectsV2";
+		req.method = "GET";
+		req.key = NULL;
+		req.query = q;
+		req.nquery = nq;
+		if (!s3_perform(c, &req, &x, err))
+		{
+			s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
+			ok = false;
+			break;
+		}
+		rc = s3_xml_list_objects(x.reply.data, x.reply.len, cb, arg, &list);
+		s3_xfer_cleanup(&x);
+		free(token);
+		token = NULL;
+		if (rc != 0)
+		{
+			s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
+						 "ListObjectsV2", prefix,
+						 rc > 0 ? "stopped by the callback" : "unexpected reply");
+			s3_xml_list_free(&list);
+			ok = false;
+			break;
+		}
+		if (!list.truncated)
+		{
+			s3_xml_list_free(&list);
+			break;
+		}
+		if (list.next_token == NULL || list.next_token[0] == '\0')
+		{
+			s3_error_set(err, S3_ERR_INTERNAL, "ListObjectsV2", prefix,
+						 "truncated reply without NextContinuationToken");
+			s3_xml_list_free(&list);
+			ok = false;
+			break;
+		}
+		token = list.next_token;
+		list.next_token = NULL;
+		s3_xml_list_free(&list);
+	}
+	free(token);
+	return ok;
+}
+
+/*
+ * ListMultipartUploads of every open upload under prefix, all pages.
+ */
+bool
+s3_list_multipart_uploads(s3_client *c, const char *prefix, s3_upload_cb cb,
+						  void *arg, s3_error *err)
+{
+	char	   *key_marker = NULL;
+	char	   *id_marker = NULL;
+	bool		ok = true;
+
+	for (;;)
+	{
+		s3_request	req;
+		s3_xfer		x;
+		s3_kv		q[4];
+		int			nq = 0;
+		s3_xml_list list;
+		int			rc;
+
+		q[nq].name = "uploads";
+		q[nq++].value = NULL;
+		if (prefix && prefix[0])
+		{
+			q[nq].name = "prefix";
+			q[nq++].value = prefix;
+		}
+		if (key_marker)
+		{
+			q[nq].name = "key-marker";
+			q[nq++].value = key_marker;
+		}
+		if (id_marker)
+		{
+			q[nq].name = "upload-id-marker";
+			q[nq++].value = id_marker;
+		}
+		memset(&req, 0, sizeof(req));
+		req.operation = "ListMultipartUploads";
+		req.method = "GET";
+		req.query = q;
+		req.nquery = nq;
+		if (!s3_perform(c, &req, &x, err))
+		{
+			s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
+			ok = false;
+			break;
+		}
+		rc = s3_xml_list_uploads(x.reply.data, x.reply.len, cb, arg, &list);
+		s3_xfer_cleanup(&x);
+		free(key_marker);
+		free(id_marker);
+		key_marker = id_marker = NULL;
+		if (rc != 0)
+		{
+			s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
+						 "ListMultipartUploads", prefix,
+						 rc > 0 ? "stopped by the callback" : "unexpected reply");
+			s3_xml_list_free(&list);
+			ok = false;
+			break;
+		}
+		if (!list.truncated)
+		{
+			s3_xml_list_free(&list);
+			break;
+		}
+		if (list.next_token == NULL || list.next_token[0] == '\0')
+		{
+			s3_error_set(err, S3_ERR_INTERNAL, "ListMultipartUploads", prefix,
+						 "truncated reply without NextKeyMarker");
+			s3_xml_list_free(&list);
+			ok = false;
+			break;
+		}
+		key_marker = list.next_token;
+		id_marker = list.next_upload_id;
+		list.next_token = list.next_upload_id = NULL;
+		s3_xml_list_free(&list);
+	}
+	free(key_marker);
+	free(id_marker);
+	return ok;
+}
+
+/*
+ * CreateMultipartUpload; returns the malloc'd UploadId or NULL.  The
+ * Content-Type given here becomes the object's.
+ */
+char *
+s3_create_multipart_upload(s3_client *c, const char *key,
+						   const char *content_type, s3_error *err)
+{
+	s3_request	req;
+	s3_xfer		x;
+	s3_kv		q[1] = {{"uploads", NULL}};
+	s3_kv		hdr[1];
+	char	   *id;
+
+	hdr[0].name = "Content-Type";
+	hdr[0].value = content_type ? content_type : DEFAULT_CONTENT_TYPE;
+	memset(&req, 0, sizeof(req));
+	req.operation = "CreateMultipartUpload";
+	req.method = "POST";
+	req.key = key;
+	req.query = q;
+	req.nquery = 1;
+	req.headers = hdr;
+	req.nheaders = 1;
+	if (!s3_perform(c, &req, &x, err))
+		return NULL;
+	id = s3_xml_upload_id(x.reply.data, x.reply.len);
+	s3_xfer_cleanup(&x);
+	if (id == NULL)
+		s3_error_set(err, S3_ERR_INTERNAL, "CreateMultipartUpload", key,
+					 "reply has no UploadId");
+	return id;
+}
+
+/* UploadPart, blocking (the uploader runs parts in parallel itself). */
+bool
+s3_upload_part(s3_client *c, const char *key, const char *upload_id,
+			   int part_number, const void *data, size_t len,
+			   char *etag_out, size_t etag_len, s3_error *err)
+{
+	s3_request	req;
+	s3_xfer		x;
+	s3_kv		q[2];
+	char		num[16];
+	bool		ok = true;
+
+	snprintf(num, sizeof(num), "%d", part_number);
+	q[0].name = "partNumber";
+	q[0].value = num;
+	q[1].name = "uploadId";
+	q[1].value = upload_id;
+	memset(&req, 0, sizeof(req));
+	req.operation = "UploadPart";
+	req.method = "PUT";
+	req.key = key;
+	req.query = q;
+	req.nquery = 2;
+	req.body = data ? data : "";
+	req.body_len = len;
+	if (!s3_perform(c, &req, &x, err))
+		return false;
+	if (x.etag[0] == '\0')
+	{
+		s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", key, "reply has no ETag");
+		ok = false;
+	}
+	else
+		copy_etag(etag_out, etag_len, x.etag);
+	s3_xfer_cleanup(&x);
+	return ok;
+}
+
+static void
+xml_escape(s3_buf *b, const char *s)
+{
+	for (; *s; s++)
+	{
+		switch (*s)
+		{
+			case '&':
+				s3_buf_puts(b, "&amp;");
+				break;
+			case '<':
+				s3_buf_puts(b, "&lt;");
+				break;
+			case '>':
+				s3_buf_puts(b, "&gt;");
+				break;
+			default:
+				s3_buf_append(b, s, 1);
+		}
+	}
+}
+
+/*
+ * CompleteMultipartUpload of parts 1..nparts with their ETags.  A 200
+ * reply whose body is <Error> is a failure, retried if transient (see
+ * s3_xfer_outcome).  If a retried Complete answers NoSuchUpload, an earlier
+ * attempt may have completed before its reply was lost: the object is then
+ * looked up.  etag_out may come back empty (Ceph RGW); ask HeadObject then.
+ */
+bool
+s3_complete_multipart_upload(s3_client *c, const char *key,
+							 const char *upload_id,
+							 const char *const *etags, int nparts,
+							 char *etag_out, size_t etag_len, s3_error *err)
+{
+	s3_buf		body;
+	s3_kv		q[1];
+	s3_kv		hdr[1];
+	s3_request	req;
+	s3_xfer		x;
+	bool		is_error = false;
+	bool		ok;
+	int			i;
+
+	s3_buf_init(&body);
+	s3_buf_puts(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+	for (i = 0; i < nparts; i++)
+	{
+		s3_buf_printf(&body, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
+		xml_escape(&body, etags[i]);
+		s3_buf_puts(&body, "</ETag></Part>");
+	}
+	s3_buf_puts(&body, "</CompleteMultipartUpload>");
+	if (body.oom)
+	{
+		s3_buf_free(&body);
+		s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload", key, "out of memory");
+		return false;
+	}
+	q[0].name = "uploadId";
+	q[0].value = upload_id;
+	hdr[0].name = "Content-Type";
+	hdr[0].value = "application/xml";
+	memset(&req, 0, sizeof(req));
+	req.operation = "CompleteMultipartUpload";
+	req.method = "POST";
+	req.key = key;
+	req.query = q;
+	req.nquery = 1;
+	req.headers = hdr;
+	req.nheaders = 1;
+	req.body = body.data;
+	req.body_len = body.len;
+	ok = s3_perform(c, &req, &x, err);
+	s3_buf_free(&body);
+	if (!ok)
+	{
+		if (err->attempts > 1 && strcmp(err->code, "NoSuchUpload") == 0)
+		{
+			s3_error	probe;
+
+			if (s3_head_object(c, key, NULL, etag_out, etag_len, &probe))
+			{
+				s3_error_clear(err);
+				return true;
+			}
+		}
+		return false;
+	}
+	ok = s3_xml_complete(x.reply.data, x.reply.len, etag_out, etag_len, &is_error);
+	s3_xfer_cleanup(&x);
+	if (!ok || is_error)
+	{
+		s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload", key,
+					 "unexpected reply");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * AbortMultipartUpload.  This is cleanup, run after failures and
+ * interrupts, so it ignores the interrupt hook (its own timeouts bound
+ * it).  An upload that no longer exists counts as aborted.
+ */
+bool
+s3_abort_multipart_upload(s3_client *c, const char *key,
+						  const char *upload_id, s3_error *err)
+{
+	s3_request	req;
+	s3_xfer		x;
+	s3_kv		q[1];
+
+	q[0].name = "uploadId";
+	q[0].value = upload_id;
+	memset(&req, 0, sizeof(req));
+	req.operation = "AbortMultipartUpload";
+	req.method = "DELETE";
+	req.key = key;
+	req.query = q;
+	req.nquery = 1;
+	req.no_interrupt = true;
+	req.max_attempts = c->max_attempts < 3 ? c->max_attempts : 3;
+	if (!s3_perform(c, &req, &x, err))
+	{
+		if (err->http_status == 404)
+		{
+			s3_error_clear(err);
+			return true;
+		}
+		return false;
+	}
+	s3_xfer_cleanup(&x);
+	return true;
+}
+
+/*
+ * A presigned URL for method on key, valid expires_seconds from now
+ * (at most 7 days, S3's limit).  The URL grants access by itself: never
+ * log it.  Returns malloc'd, or NULL with err filled.
+ */
+char *
+s3_presign_url(s3_client *c, const char *method, const char *key,
+			   long expires_seconds, s3_error *err)
+{
+	s3_buf		path,
+				base;
+	s3_kv		hdr[1];
+	s3_sigv4_input in;
+	char		amz_date[17];
+	char	   *url;
+
+	if (expires_seconds < 1 || expires_seconds > 604800)
+	{
+		s3_error_set(err, S3_ERR_INVALID, "presign", key,
+					 "expiry must be between 1 and 604800 seconds");
+		return NULL;
+	}
+	s3_buf_init(&path);
+	s3_buf_init(&base);
+	if (!c->virtual_style)
+	{
+		s3_buf_puts(&path, "/");
+		s3_uri_encode(&path, c->bucket, strlen(c->bucket), false);
+	}
+	s3_buf_puts(&path, "/");
+	s3_uri_encode(&path, key, strlen(key), true);
+	s3_buf_printf(&base, "%s%s", c->endpoint, path.data ? path.data : "");
+	s3_amz_date(c->fixed_time ? c->fixed_time : time(NULL), amz_date);
+
+	hdr[0].name = "host";
+	hdr[0].value = c->host;
+	memset(&in, 0, sizeof(in));
+	in.method = method;
+	in.canonical_uri = path.data;
+	in.headers = hdr;
+	in.nheaders = 1;
+	in.payload_hash = "UNSIGNED-PAYLOAD";
+	in.access_key_id = c->access_key_id;
+	in.secret_access_key = c->secret_access_key;
+	in.region = c->region;
+	in.service = "s3";
+	in.amz_date = amz_date;
+	url = (path.oom || base.oom) ? NULL :
+		s3_sigv4_presign(&in, base.data, expires_seconds, c->session_token);
+	s3_buf_free(&path);
+	s3_buf_free(&base);
+	if (url == NULL)
+		s3_error_set(err, S3_ERR_INTERNAL, "presign", key, "out of memory");
+	return url;
+}
