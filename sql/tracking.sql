@@ -7,7 +7,7 @@ SELECT tsnap_track('orders');		-- a no-op with a NOTICE
 SELECT tbl, rows_version FROM tsnap.tracked;
 SELECT tsnap_version('orders');
 
--- a statement-level AFTER trigger enabled ALWAYS, and a row-level BEFORE
+-- a statement-level AFTER trigger enabled ALWAYS, and a row-level AFTER
 -- trigger for replica sessions (logical replication apply fires no statement
 -- triggers for row changes)
 SELECT tgname, tgenabled, tgtype FROM pg_trigger WHERE tgrelid = 'orders'::regclass ORDER BY tgname;

@@ -57,7 +57,7 @@ ALTER TABLE plain ENABLE ALWAYS TRIGGER tsnap_tracking_replica;
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'plain'::regclass ORDER BY tgname;
 -- the trigger function is for the trigger manager only
 SELECT tsnap.tracking_trigger();
-CREATE TRIGGER wrong AFTER INSERT ON plain FOR EACH ROW EXECUTE FUNCTION tsnap.tracking_trigger();
+CREATE TRIGGER wrong BEFORE INSERT ON plain FOR EACH ROW EXECUTE FUNCTION tsnap.tracking_trigger();
 INSERT INTO plain VALUES (1);
 DROP TRIGGER wrong ON plain;
 INSERT INTO plain VALUES (1);

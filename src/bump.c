@@ -91,41 +91,28 @@ note_write(Oid relid)
 
 /*
  * tsnap.tracking_trigger(): AFTER ... FOR EACH STATEMENT on every relation
- * whose writes can change a tracked table, and BEFORE ... FOR EACH ROW
+ * whose writes can change a tracked table, and AFTER ... FOR EACH ROW
  * (enabled REPLICA) on the leaf ones, for logical replication apply, which
  * fires no statement-level triggers for row changes.  Counting is all it
- * does; the row flavour queues nothing, so it costs a function call per row,
- * and only in replica sessions.
+ * does.
  */
 Datum
 tsnap_tracking_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TriggerEvent event;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("tsnap.tracking_trigger() was not called by the trigger manager")));
-	event = trigdata->tg_event;
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("tsnap.tracking_trigger() must be fired AFTER")));
 
-	if (TRIGGER_FIRED_AFTER(event) && TRIGGER_FIRED_FOR_STATEMENT(event))
-	{
-		note_write(RelationGetRelid(trigdata->tg_relation));
-		return PointerGetDatum(NULL);
-	}
-	if (TRIGGER_FIRED_BEFORE(event) && TRIGGER_FIRED_FOR_ROW(event))
-	{
-		note_write(RelationGetRelid(trigdata->tg_relation));
-		if (TRIGGER_FIRED_BY_UPDATE(event))
-			return PointerGetDatum(trigdata->tg_newtuple);
-		return PointerGetDatum(trigdata->tg_trigtuple);
-	}
+	note_write(RelationGetRelid(trigdata->tg_relation));
 
-	ereport(ERROR,
-			(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-			 errmsg("tsnap.tracking_trigger() must be fired AFTER ... FOR EACH STATEMENT or BEFORE ... FOR EACH ROW")));
-	pg_unreachable();
+	return PointerGetDatum(NULL);
 }
 
 /*

@@ -185,7 +185,7 @@ ensure_trigger(Oid relid, Oid tracked_relid, bool row, bool from_user_ddl)
 		appendStringInfo(&sql, "CREATE TRIGGER %s %s ON %s FOR EACH %s "
 						 "EXECUTE FUNCTION tsnap.tracking_trigger()",
 						 trigname,
-						 row ? "BEFORE INSERT OR UPDATE OR DELETE"
+						 row ? "AFTER INSERT OR UPDATE OR DELETE"
 						 : "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE",
 						 name, row ? "ROW" : "STATEMENT");
 	else if (tgenabled == wanted)

@@ -19,7 +19,11 @@
  * The triggers tsnap_track installs: a statement-level one on every related
  * table, enabled ALWAYS, and a row-level one on every related leaf table,
  * enabled REPLICA, because logical replication apply fires statement-level
- * triggers only for TRUNCATE.
+ * triggers only for TRUNCATE.  The row trigger is AFTER, not BEFORE: for
+ * UPDATE and DELETE, PostgreSQL locks the old row for BEFORE ROW triggers
+ * before it checks whether any is enabled (we measured 0.89x writer
+ * throughput at 8 clients with a disabled BEFORE ROW trigger), while for
+ * AFTER ROW triggers it skips disabled ones before queueing anything.
  */
 #define TSNAP_TRIGGER_NAME		"tsnap_tracking"
 #define TSNAP_ROW_TRIGGER_NAME	"tsnap_tracking_replica"

@@ -29,10 +29,11 @@ passed=0
 failed=0
 failures=()
 
-# suite NAME CMD...: run one suite, count its tests from its own output
-# (pg_regress "... ok"/"... FAILED" lines, TAP "ok"/"not ok" lines).
+# suite NAME CMD...: run one suite and count its tests from its own output:
+# pg_regress's "... ok" / "... FAILED" lines, prove's "Tests=N" summary and
+# "Failed X/Y subtests" lines.
 suite() {
-	local name=$1 out rc p f
+	local name=$1 out rc p f total tf
 	shift
 	out=$TSNAP_WORK/suite-$(echo "$name" | tr ' ' '-').log
 	log "suite: $name"
@@ -40,8 +41,12 @@ suite() {
 	"$@" 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
 	set -e
-	p=$(grep -cE '^(ok [0-9]|.* \.\.\. ok)' "$out" || true)
-	f=$(grep -cE '^(not ok [0-9]|.* \.\.\. FAILED)' "$out" || true)
+	p=$(grep -cE ' \.\.\. ok' "$out" || true)
+	f=$(grep -cE ' \.\.\. FAILED' "$out" || true)
+	total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$out" | awk '{s += $1} END {print s + 0}')
+	tf=$(sed -n 's/.*Failed \([0-9]*\)\/[0-9]* subtests.*/\1/p' "$out" | awk '{s += $1} END {print s + 0}')
+	p=$((p + total - tf))
+	f=$((f + tf))
 	if [ "$rc" != 0 ]; then
 		# a suite that failed without a failing test (a crash, a build error)
 		[ "$f" = 0 ] && f=1
@@ -50,6 +55,8 @@ suite() {
 			[ -s "$d" ] && { echo "---- $d"; cat "$d"; rm -f "$d"; }
 		done
 		ls "$B"/tmp_check/log/*.log >/dev/null 2>&1 && tail -n 50 "$B"/tmp_check/log/*.log
+	elif [ "$((p + f))" = 0 ]; then
+		p=1		# a check with no test lines of its own (the version check)
 	fi
 	passed=$((passed + p))
 	failed=$((failed + f))
@@ -59,7 +66,7 @@ suite "version check" as_pg "${MK[@]}" -s check-version
 suite "pg_regress" as_pg "${MK[@]}" installcheck-regress
 suite "isolation" as_pg "${MK[@]}" installcheck-isolation
 ls "$B"/test/t/*.pl >/dev/null 2>&1 &&
-	suite "TAP" as_pg "${MK[@]}" installcheck-tap PROVE_FLAGS="-I $B/test/perl -v"
+	suite "TAP" as_pg "${MK[@]}" installcheck-tap
 
 if [ -f "$TSNAP_SRC/test/s3/Makefile" ]; then
 	suite "S3 client unit tests" as_pg make -s -C "$B/test/s3" check

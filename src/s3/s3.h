@@ -10,13 +10,13 @@
  * part_size * (max_parts_in_flight + 1) plus a constant.
  *
  * Ownership rules:
- *	- s3_client_new() deep-copies the configuration; the caller's strings may
+ *	- tsnap_s3_client_new() deep-copies the configuration; the caller's strings may
  *	  be freed afterwards.  The secret is wiped when the client is freed.
  *	- A client (and every uploader made from it) is used by one thread at a
  *	  time.  All network waits happen in that thread, in slices of at most
  *	  100 ms, and call config->interrupt_cb between slices.
- *	- Every function that can fail takes an s3_error *, fills it on failure
- *	  and returns false.  s3_error holds only fixed-size buffers: nothing to
+ *	- Every function that can fail takes an tsnap_s3_error *, fills it on failure
+ *	  and returns false.  tsnap_s3_error holds only fixed-size buffers: nothing to
  *	  free.  It never contains the secret, a signature, an Authorization
  *	  header or a presigned URL.
  *	- interrupt_cb is called between wait slices and from inside curl
@@ -49,7 +49,7 @@
 /* Parts keep one size for this many part numbers, then the size doubles. */
 #define S3_PART_SIZE_GROWTH_INTERVAL	900
 
-typedef enum s3_error_kind
+typedef enum tsnap_s3_error_kind
 {
 	S3_OK = 0,
 	S3_ERR_HTTP,				/* HTTP error status without an S3 error body */
@@ -60,11 +60,11 @@ typedef enum s3_error_kind
 	S3_ERR_CALLBACK,			/* a caller's callback asked to stop */
 	S3_ERR_INVALID,				/* bad argument or configuration */
 	S3_ERR_INTERNAL				/* out of memory, unparsable reply, ... */
-} s3_error_kind;
+} tsnap_s3_error_kind;
 
-typedef struct s3_error
+typedef struct tsnap_s3_error
 {
-	s3_error_kind kind;
+	tsnap_s3_error_kind kind;
 	const char *operation;		/* static string: "PutObject", "UploadPart" */
 	char		key[1100];		/* object key (truncated if needed) */
 	long		http_status;	/* 0 if no HTTP answer */
@@ -72,9 +72,9 @@ typedef struct s3_error
 	char		message[512];	/* S3 <Message> */
 	char		detail[512];	/* curl error text or internal detail */
 	int			attempts;		/* attempts made by the failing request */
-} s3_error;
+} tsnap_s3_error;
 
-typedef struct s3_config
+typedef struct tsnap_s3_config
 {
 	const char *endpoint;		/* "http://127.0.0.1:7480"; NULL or "" = AWS */
 	const char *region;			/* "us-east-1" */
@@ -96,91 +96,91 @@ typedef struct s3_config
 	uint64_t	max_object_size;	/* uploader cap; 0 = S3's 5 TiB */
 	int			(*interrupt_cb) (void *arg);	/* nonzero = stop now */
 	void	   *interrupt_arg;
-} s3_config;
+} tsnap_s3_config;
 
-typedef struct s3_client s3_client;
-typedef struct s3_upload s3_upload;
+typedef struct tsnap_s3_client tsnap_s3_client;
+typedef struct tsnap_s3_upload tsnap_s3_upload;
 
-typedef struct s3_object_info
+typedef struct tsnap_s3_object_info
 {
 	const char *key;
 	uint64_t	size;
 	const char *etag;
-} s3_object_info;
+} tsnap_s3_object_info;
 
-typedef struct s3_upload_info
+typedef struct tsnap_s3_upload_info
 {
 	const char *key;
 	const char *upload_id;
-} s3_upload_info;
+} tsnap_s3_upload_info;
 
 /* Callbacks return 0 to continue, nonzero to stop (S3_ERR_CALLBACK). */
-typedef int (*s3_data_cb) (const char *data, size_t len, void *arg);
-typedef int (*s3_object_cb) (const s3_object_info *obj, void *arg);
-typedef int (*s3_upload_cb) (const s3_upload_info *upload, void *arg);
+typedef int (*tsnap_s3_data_cb) (const char *data, size_t len, void *arg);
+typedef int (*tsnap_s3_object_cb) (const tsnap_s3_object_info *obj, void *arg);
+typedef int (*tsnap_s3_upload_cb) (const tsnap_s3_upload_info *upload, void *arg);
 
-/* s3_client.c */
-extern bool s3_global_init(s3_error *err);
-extern s3_client *s3_client_new(const s3_config *config, s3_error *err);
-extern void s3_client_free(s3_client *client);
+/* tsnap_s3_client.c */
+extern bool tsnap_s3_global_init(tsnap_s3_error *err);
+extern tsnap_s3_client *tsnap_s3_client_new(const tsnap_s3_config *config, tsnap_s3_error *err);
+extern void tsnap_s3_client_free(tsnap_s3_client *client);
 
-/* s3_error.c */
-extern void s3_error_clear(s3_error *err);
-extern size_t s3_error_format(const s3_error *err, char *buf, size_t buflen);
-extern bool s3_error_is_not_found(const s3_error *err);
+/* tsnap_s3_error.c */
+extern void tsnap_s3_error_clear(tsnap_s3_error *err);
+extern size_t tsnap_s3_error_format(const tsnap_s3_error *err, char *buf, size_t buflen);
+extern bool tsnap_s3_error_is_not_found(const tsnap_s3_error *err);
 
-/* s3_ops.c: single requests, each retried on its own */
-extern bool s3_put_object(s3_client *client, const char *key,
+/* tsnap_s3_ops.c: single requests, each retried on its own */
+extern bool tsnap_s3_put_object(tsnap_s3_client *client, const char *key,
 						  const void *data, size_t len,
 						  const char *content_type,
-						  char *etag_out, size_t etag_len, s3_error *err);
-extern bool s3_head_object(s3_client *client, const char *key,
+						  char *etag_out, size_t etag_len, tsnap_s3_error *err);
+extern bool tsnap_s3_head_object(tsnap_s3_client *client, const char *key,
 						   uint64_t *size_out, char *etag_out, size_t etag_len,
-						   s3_error *err);
-extern bool s3_get_object(s3_client *client, const char *key,
-						  s3_data_cb cb, void *arg, uint64_t *size_out,
-						  s3_error *err);
-extern bool s3_delete_object(s3_client *client, const char *key,
-							 s3_error *err);
-extern bool s3_list_objects(s3_client *client, const char *prefix,
-							s3_object_cb cb, void *arg, s3_error *err);
-extern bool s3_list_multipart_uploads(s3_client *client, const char *prefix,
-									  s3_upload_cb cb, void *arg,
-									  s3_error *err);
-extern char *s3_create_multipart_upload(s3_client *client, const char *key,
+						   tsnap_s3_error *err);
+extern bool tsnap_s3_get_object(tsnap_s3_client *client, const char *key,
+						  tsnap_s3_data_cb cb, void *arg, uint64_t *size_out,
+						  tsnap_s3_error *err);
+extern bool tsnap_s3_delete_object(tsnap_s3_client *client, const char *key,
+							 tsnap_s3_error *err);
+extern bool tsnap_s3_list_objects(tsnap_s3_client *client, const char *prefix,
+							tsnap_s3_object_cb cb, void *arg, tsnap_s3_error *err);
+extern bool tsnap_s3_list_multipart_uploads(tsnap_s3_client *client, const char *prefix,
+									  tsnap_s3_upload_cb cb, void *arg,
+									  tsnap_s3_error *err);
+extern char *tsnap_s3_create_multipart_upload(tsnap_s3_client *client, const char *key,
 										const char *content_type,
-										s3_error *err);
-extern bool s3_upload_part(s3_client *client, const char *key,
+										tsnap_s3_error *err);
+extern bool tsnap_s3_upload_part(tsnap_s3_client *client, const char *key,
 						   const char *upload_id, int part_number,
 						   const void *data, size_t len,
-						   char *etag_out, size_t etag_len, s3_error *err);
-extern bool s3_complete_multipart_upload(s3_client *client, const char *key,
+						   char *etag_out, size_t etag_len, tsnap_s3_error *err);
+extern bool tsnap_s3_complete_multipart_upload(tsnap_s3_client *client, const char *key,
 										 const char *upload_id,
 										 const char *const *etags, int nparts,
 										 char *etag_out, size_t etag_len,
-										 s3_error *err);
-extern bool s3_abort_multipart_upload(s3_client *client, const char *key,
-									  const char *upload_id, s3_error *err);
-extern char *s3_presign_url(s3_client *client, const char *method,
+										 tsnap_s3_error *err);
+extern bool tsnap_s3_abort_multipart_upload(tsnap_s3_client *client, const char *key,
+									  const char *upload_id, tsnap_s3_error *err);
+extern char *tsnap_s3_presign_url(tsnap_s3_client *client, const char *method,
 							const char *key, long expires_seconds,
-							s3_error *err);
+							tsnap_s3_error *err);
 
-/* s3_upload.c: the streaming multipart uploader */
-typedef struct s3_upload_result
+/* tsnap_s3_upload.c: the streaming multipart uploader */
+typedef struct tsnap_s3_upload_result
 {
 	char		etag[128];		/* as S3 reports it, quotes included */
 	uint64_t	bytes;
 	int			parts;			/* 0 = sent as a single PutObject */
-} s3_upload_result;
+} tsnap_s3_upload_result;
 
-extern s3_upload *s3_upload_begin(s3_client *client, const char *key,
-								  const char *content_type, s3_error *err);
-extern bool s3_upload_write(s3_upload *upload, const void *data, size_t len,
-							s3_error *err);
-extern bool s3_upload_finish(s3_upload *upload, s3_upload_result *result,
-							 s3_error *err);
-extern bool s3_upload_abort(s3_upload *upload, s3_error *err);
-extern void s3_upload_free(s3_upload *upload);
-extern size_t s3_part_size_for(size_t first_part_size, int part_number);
+extern tsnap_s3_upload *tsnap_s3_upload_begin(tsnap_s3_client *client, const char *key,
+								  const char *content_type, tsnap_s3_error *err);
+extern bool tsnap_s3_upload_write(tsnap_s3_upload *upload, const void *data, size_t len,
+							tsnap_s3_error *err);
+extern bool tsnap_s3_upload_finish(tsnap_s3_upload *upload, tsnap_s3_upload_result *result,
+							 tsnap_s3_error *err);
+extern bool tsnap_s3_upload_abort(tsnap_s3_upload *upload, tsnap_s3_error *err);
+extern void tsnap_s3_upload_free(tsnap_s3_upload *upload);
+extern size_t tsnap_s3_part_size_for(size_t first_part_size, int part_number);
 
 #endif							/* TSNAP_S3_H */

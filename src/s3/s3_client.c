@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
- * s3_client.c
+ * tsnap_s3_client.c
  *	  The client handle: validated copy of the configuration, the curl
  *	  multi handle that owns the connection cache, the easy handle reused by
  *	  one-at-a-time requests, and the waits (backoff, interrupt checks).
  *
- * s3_client_new() copies every string of the configuration, so the caller
- * may free its own afterwards; s3_client_free() wipes the secret and frees
+ * tsnap_s3_client_new() copies every string of the configuration, so the caller
+ * may free its own afterwards; tsnap_s3_client_free() wipes the secret and frees
  * everything.  A client is used by one thread at a time.  Its blocking
  * requests run one at a time on its multi handle, whose connection cache
  * keeps connections alive between requests; each uploader has its own
@@ -37,7 +37,7 @@ static bool global_done = false;
  * it at load time (_PG_init), before any other thread exists.
  */
 bool
-s3_global_init(s3_error *err)
+tsnap_s3_global_init(tsnap_s3_error *err)
 {
 	CURLcode	rc;
 
@@ -46,7 +46,7 @@ s3_global_init(s3_error *err)
 	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (rc != CURLE_OK)
 	{
-		s3_error_set(err, S3_ERR_INTERNAL, "init", NULL,
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "init", NULL,
 					 "curl_global_init failed: %s", curl_easy_strerror(rc));
 		return false;
 	}
@@ -66,7 +66,7 @@ wipe_free(char *s)
 }
 
 void
-s3_client_free(s3_client *c)
+tsnap_s3_client_free(tsnap_s3_client *c)
 {
 	if (c == NULL)
 		return;
@@ -97,28 +97,28 @@ empty(const char *s)
  * (S3_ERR_INVALID) for a bad setting; the message names the setting, never
  * its value when it is a credential.
  */
-s3_client *
-s3_client_new(const s3_config *cfg, s3_error *err)
+tsnap_s3_client *
+tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 {
-	s3_client  *c;
+	tsnap_s3_client  *c;
 	const char *ep;
 	const char *authority;
 	char		aws[256];
 	bool		aws_default;
 	uint64_t	seed = 0;
 
-	s3_error_clear(err);
-	if (!s3_global_init(err))
+	tsnap_s3_error_clear(err);
+	if (!tsnap_s3_global_init(err))
 		return NULL;
 
 #define INVALID(...) \
-	do { s3_error_set(err, S3_ERR_INVALID, "configuration", NULL, __VA_ARGS__); \
-		 s3_client_free(c); return NULL; } while (0)
+	do { tsnap_s3_error_set(err, S3_ERR_INVALID, "configuration", NULL, __VA_ARGS__); \
+		 tsnap_s3_client_free(c); return NULL; } while (0)
 
-	c = calloc(1, sizeof(s3_client));
+	c = calloc(1, sizeof(tsnap_s3_client));
 	if (c == NULL)
 	{
-		s3_error_set(err, S3_ERR_INTERNAL, "configuration", NULL, "out of memory");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "configuration", NULL, "out of memory");
 		return NULL;
 	}
 	if (empty(cfg->bucket))
@@ -235,7 +235,7 @@ s3_client_new(const s3_config *cfg, s3_error *err)
 
 /* True if the caller asked us to stop. */
 bool
-s3_interrupted(s3_client *c)
+tsnap_s3_interrupted(tsnap_s3_client *c)
 {
 	return c->interrupt_cb != NULL && c->interrupt_cb(c->interrupt_arg) != 0;
 }
@@ -245,7 +245,7 @@ s3_interrupted(s3_client *c)
  * [0, min(cap, base * 2^(attempt-1))], attempt counting from 1.
  */
 long
-s3_backoff_ms(s3_client *c, int attempt)
+tsnap_s3_backoff_ms(tsnap_s3_client *c, int attempt)
 {
 	long		ceiling = BACKOFF_BASE_MS;
 	int			i;
@@ -266,16 +266,16 @@ s3_backoff_ms(s3_client *c, int attempt)
  * callback between slices.  Returns false if interrupted.
  */
 bool
-s3_sleep_ms(s3_client *c, long ms, bool interruptible)
+tsnap_s3_sleep_ms(tsnap_s3_client *c, long ms, bool interruptible)
 {
-	int64_t		end = s3_now_ms() + ms;
+	int64_t		end = tsnap_s3_now_ms() + ms;
 
 	for (;;)
 	{
-		int64_t		left = end - s3_now_ms();
+		int64_t		left = end - tsnap_s3_now_ms();
 		struct timespec ts;
 
-		if (interruptible && s3_interrupted(c))
+		if (interruptible && tsnap_s3_interrupted(c))
 			return false;
 		if (left <= 0)
 			return true;

@@ -1,14 +1,14 @@
 /*-------------------------------------------------------------------------
  *
- * s3_error.c
- *	  Fill and format s3_error, the failure report of every S3 call.
+ * tsnap_s3_error.c
+ *	  Fill and format tsnap_s3_error, the failure report of every S3 call.
  *
  * The formatted message is one line in PostgreSQL's style, for example
  *	  S3 PutObject of "a/b.csv" failed: HTTP 403 SignatureDoesNotMatch: ...
  * It is built only from the operation, the key, the HTTP status, S3's Code
  * and Message, and curl's error text; the request's credentials, its
  * signature, its Authorization header and any presigned URL never enter an
- * s3_error, so they cannot reach a log.  Control characters are replaced
+ * tsnap_s3_error, so they cannot reach a log.  Control characters are replaced
  * so a hostile key or reply cannot forge extra log lines.
  *
  *-------------------------------------------------------------------------
@@ -20,7 +20,7 @@
 #include "s3_int.h"
 
 void
-s3_error_clear(s3_error *err)
+tsnap_s3_error_clear(tsnap_s3_error *err)
 {
 	if (err == NULL)
 		return;
@@ -34,17 +34,17 @@ s3_error_clear(s3_error *err)
  * HTTP status, code and message are left for the caller to fill.
  */
 void
-s3_error_set(s3_error *err, s3_error_kind kind, const char *operation,
+tsnap_s3_error_set(tsnap_s3_error *err, tsnap_s3_error_kind kind, const char *operation,
 			 const char *key, const char *fmt,...)
 {
 	va_list		ap;
 
 	if (err == NULL)
 		return;
-	s3_error_clear(err);
+	tsnap_s3_error_clear(err);
 	err->kind = kind;
 	err->operation = operation ? operation : "";
-	s3_strlcpy(err->key, key ? key : "", sizeof(err->key));
+	tsnap_s3_strlcpy(err->key, key ? key : "", sizeof(err->key));
 	if (fmt)
 	{
 		va_start(ap, fmt);
@@ -87,7 +87,7 @@ putf(char *buf, size_t buflen, size_t *pos, const char *fmt,...)
  * Format err as one line into buf; returns the length written.
  */
 size_t
-s3_error_format(const s3_error *err, char *buf, size_t buflen)
+tsnap_s3_error_format(const tsnap_s3_error *err, char *buf, size_t buflen)
 {
 	size_t		pos = 0;
 	const char *op = err->operation && err->operation[0] ? err->operation : "request";
@@ -157,7 +157,7 @@ s3_error_format(const s3_error *err, char *buf, size_t buflen)
 
 /* True if the failure is "no such object" (404, or NoSuchKey). */
 bool
-s3_error_is_not_found(const s3_error *err)
+tsnap_s3_error_is_not_found(const tsnap_s3_error *err)
 {
 	return (err->kind == S3_ERR_S3 || err->kind == S3_ERR_HTTP) &&
 		(err->http_status == 404 || strcmp(err->code, "NoSuchKey") == 0);

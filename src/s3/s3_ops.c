@@ -1,13 +1,13 @@
 /*-------------------------------------------------------------------------
  *
- * s3_ops.c
+ * tsnap_s3_ops.c
  *	  The S3 operations tsnap uses, one blocking call each: PutObject,
  *	  HeadObject, GetObject (streamed to a callback), DeleteObject,
  *	  ListObjectsV2 and ListMultipartUploads (all pages), the four multipart
  *	  calls, and presigned URLs.
  *
- * Each call builds an s3_request, runs it through s3_perform (which
- * retries transient failures) and interprets the reply.  Every s3_xfer
+ * Each call builds an tsnap_s3_request, runs it through tsnap_s3_perform (which
+ * retries transient failures) and interprets the reply.  Every tsnap_s3_xfer
  * that succeeds is cleaned up here before returning.  Strings returned to
  * the caller (upload ids, URLs) are malloc'd and owned by the caller.
  *
@@ -27,7 +27,7 @@ static void
 copy_etag(char *out, size_t outlen, const char *etag)
 {
 	if (out && outlen > 0)
-		s3_strlcpy(out, etag, outlen);
+		tsnap_s3_strlcpy(out, etag, outlen);
 }
 
 /*
@@ -35,13 +35,13 @@ copy_etag(char *out, size_t outlen, const char *etag)
  * The payload is hashed and signed.
  */
 bool
-s3_put_object(s3_client *c, const char *key, const void *data, size_t len,
+tsnap_s3_put_object(tsnap_s3_client *c, const char *key, const void *data, size_t len,
 			  const char *content_type, char *etag_out, size_t etag_len,
-			  s3_error *err)
+			  tsnap_s3_error *err)
 {
-	s3_request	req;
-	s3_xfer		x;
-	s3_kv		hdr[1];
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
+	tsnap_s3_kv		hdr[1];
 
 	hdr[0].name = "Content-Type";
 	hdr[0].value = content_type ? content_type : DEFAULT_CONTENT_TYPE;
@@ -53,40 +53,40 @@ s3_put_object(s3_client *c, const char *key, const void *data, size_t len,
 	req.nheaders = 1;
 	req.body = data ? data : "";
 	req.body_len = len;
-	if (!s3_perform(c, &req, &x, err))
+	if (!tsnap_s3_perform(c, &req, &x, err))
 		return false;
 	copy_etag(etag_out, etag_len, x.etag);
-	s3_xfer_cleanup(&x);
+	tsnap_s3_xfer_cleanup(&x);
 	return true;
 }
 
 /*
  * HeadObject: size and ETag of key.  A missing key fails with
- * http_status 404 (s3_error_is_not_found).
+ * http_status 404 (tsnap_s3_error_is_not_found).
  */
 bool
-s3_head_object(s3_client *c, const char *key, uint64_t *size_out,
-			   char *etag_out, size_t etag_len, s3_error *err)
+tsnap_s3_head_object(tsnap_s3_client *c, const char *key, uint64_t *size_out,
+			   char *etag_out, size_t etag_len, tsnap_s3_error *err)
 {
-	s3_request	req;
-	s3_xfer		x;
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
 
 	memset(&req, 0, sizeof(req));
 	req.operation = "HeadObject";
 	req.method = "HEAD";
 	req.key = key;
-	if (!s3_perform(c, &req, &x, err))
+	if (!tsnap_s3_perform(c, &req, &x, err))
 		return false;
 	if (size_out)
 		*size_out = x.have_length ? x.content_length : 0;
 	copy_etag(etag_out, etag_len, x.etag);
-	s3_xfer_cleanup(&x);
+	tsnap_s3_xfer_cleanup(&x);
 	return true;
 }
 
 typedef struct counting_sink
 {
-	s3_data_cb	cb;
+	tsnap_s3_data_cb	cb;
 	void	   *arg;
 	uint64_t	bytes;
 } counting_sink;
@@ -105,11 +105,11 @@ count_cb(const char *data, size_t len, void *arg)
  * buffered whole.  cb returning nonzero stops with S3_ERR_CALLBACK.
  */
 bool
-s3_get_object(s3_client *c, const char *key, s3_data_cb cb, void *arg,
-			  uint64_t *size_out, s3_error *err)
+tsnap_s3_get_object(tsnap_s3_client *c, const char *key, tsnap_s3_data_cb cb, void *arg,
+			  uint64_t *size_out, tsnap_s3_error *err)
 {
-	s3_request	req;
-	s3_xfer		x;
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
 	counting_sink sink = {cb, arg, 0};
 
 	memset(&req, 0, sizeof(req));
@@ -118,9 +118,9 @@ s3_get_object(s3_client *c, const char *key, s3_data_cb cb, void *arg,
 	req.key = key;
 	req.sink = count_cb;
 	req.sink_arg = &sink;
-	if (!s3_perform(c, &req, &x, err))
+	if (!tsnap_s3_perform(c, &req, &x, err))
 		return false;
-	s3_xfer_cleanup(&x);
+	tsnap_s3_xfer_cleanup(&x);
 	if (size_out)
 		*size_out = sink.bytes;
 	return true;
@@ -128,18 +128,18 @@ s3_get_object(s3_client *c, const char *key, s3_data_cb cb, void *arg,
 
 /* DeleteObject; deleting a missing key succeeds, as in S3. */
 bool
-s3_delete_object(s3_client *c, const char *key, s3_error *err)
+tsnap_s3_delete_object(tsnap_s3_client *c, const char *key, tsnap_s3_error *err)
 {
-	s3_request	req;
-	s3_xfer		x;
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
 
 	memset(&req, 0, sizeof(req));
 	req.operation = "DeleteObject";
 	req.method = "DELETE";
 	req.key = key;
-	if (!s3_perform(c, &req, &x, err))
-		return s3_error_is_not_found(err) ? (s3_error_clear(err), true) : false;
-	s3_xfer_cleanup(&x);
+	if (!tsnap_s3_perform(c, &req, &x, err))
+		return tsnap_s3_error_is_not_found(err) ? (tsnap_s3_error_clear(err), true) : false;
+	tsnap_s3_xfer_cleanup(&x);
 	return true;
 }
 
@@ -148,19 +148,19 @@ s3_delete_object(s3_client *c, const char *key, s3_error *err)
  * page; cb is called once per key in S3's order.
  */
 bool
-s3_list_objects(s3_client *c, const char *prefix, s3_object_cb cb, void *arg,
-				s3_error *err)
+tsnap_s3_list_objects(tsnap_s3_client *c, const char *prefix, tsnap_s3_object_cb cb, void *arg,
+				tsnap_s3_error *err)
 {
 	char	   *token = NULL;
 	bool		ok = true;
 
 	for (;;)
 	{
-		s3_request	req;
-		s3_xfer		x;
-		s3_kv		q[3];
+		tsnap_s3_request	req;
+		tsnap_s3_xfer		x;
+		tsnap_s3_kv		q[3];
 		int			nq = 0;
-		s3_xml_list list;
+		tsnap_s3_xml_list list;
 		int			rc;
 
 		q[nq].name = "list-type";
@@ -181,41 +181,41 @@ s3_list_objects(s3_client *c, const char *prefix, s3_object_cb cb, void *arg,
 		req.key = NULL;
 		req.query = q;
 		req.nquery = nq;
-		if (!s3_perform(c, &req, &x, err))
+		if (!tsnap_s3_perform(c, &req, &x, err))
 		{
-			s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
+			tsnap_s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
 			ok = false;
 			break;
 		}
-		rc = s3_xml_list_objects(x.reply.data, x.reply.len, cb, arg, &list);
-		s3_xfer_cleanup(&x);
+		rc = tsnap_s3_xml_list_objects(x.reply.data, x.reply.len, cb, arg, &list);
+		tsnap_s3_xfer_cleanup(&x);
 		free(token);
 		token = NULL;
 		if (rc != 0)
 		{
-			s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
+			tsnap_s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
 						 "ListObjectsV2", prefix,
 						 rc > 0 ? "stopped by the callback" : "unexpected reply");
-			s3_xml_list_free(&list);
+			tsnap_s3_xml_list_free(&list);
 			ok = false;
 			break;
 		}
 		if (!list.truncated)
 		{
-			s3_xml_list_free(&list);
+			tsnap_s3_xml_list_free(&list);
 			break;
 		}
 		if (list.next_token == NULL || list.next_token[0] == '\0')
 		{
-			s3_error_set(err, S3_ERR_INTERNAL, "ListObjectsV2", prefix,
+			tsnap_s3_error_set(err, S3_ERR_INTERNAL, "ListObjectsV2", prefix,
 						 "truncated reply without NextContinuationToken");
-			s3_xml_list_free(&list);
+			tsnap_s3_xml_list_free(&list);
 			ok = false;
 			break;
 		}
 		token = list.next_token;
 		list.next_token = NULL;
-		s3_xml_list_free(&list);
+		tsnap_s3_xml_list_free(&list);
 	}
 	free(token);
 	return ok;
@@ -225,8 +225,8 @@ s3_list_objects(s3_client *c, const char *prefix, s3_object_cb cb, void *arg,
  * ListMultipartUploads of every open upload under prefix, all pages.
  */
 bool
-s3_list_multipart_uploads(s3_client *c, const char *prefix, s3_upload_cb cb,
-						  void *arg, s3_error *err)
+tsnap_s3_list_multipart_uploads(tsnap_s3_client *c, const char *prefix, tsnap_s3_upload_cb cb,
+						  void *arg, tsnap_s3_error *err)
 {
 	char	   *key_marker = NULL;
 	char	   *id_marker = NULL;
@@ -234,11 +234,11 @@ s3_list_multipart_uploads(s3_client *c, const char *prefix, s3_upload_cb cb,
 
 	for (;;)
 	{
-		s3_request	req;
-		s3_xfer		x;
-		s3_kv		q[4];
+		tsnap_s3_request	req;
+		tsnap_s3_xfer		x;
+		tsnap_s3_kv		q[4];
 		int			nq = 0;
-		s3_xml_list list;
+		tsnap_s3_xml_list list;
 		int			rc;
 
 		q[nq].name = "uploads";
@@ -263,43 +263,43 @@ s3_list_multipart_uploads(s3_client *c, const char *prefix, s3_upload_cb cb,
 		req.method = "GET";
 		req.query = q;
 		req.nquery = nq;
-		if (!s3_perform(c, &req, &x, err))
+		if (!tsnap_s3_perform(c, &req, &x, err))
 		{
-			s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
+			tsnap_s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
 			ok = false;
 			break;
 		}
-		rc = s3_xml_list_uploads(x.reply.data, x.reply.len, cb, arg, &list);
-		s3_xfer_cleanup(&x);
+		rc = tsnap_s3_xml_list_uploads(x.reply.data, x.reply.len, cb, arg, &list);
+		tsnap_s3_xfer_cleanup(&x);
 		free(key_marker);
 		free(id_marker);
 		key_marker = id_marker = NULL;
 		if (rc != 0)
 		{
-			s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
+			tsnap_s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
 						 "ListMultipartUploads", prefix,
 						 rc > 0 ? "stopped by the callback" : "unexpected reply");
-			s3_xml_list_free(&list);
+			tsnap_s3_xml_list_free(&list);
 			ok = false;
 			break;
 		}
 		if (!list.truncated)
 		{
-			s3_xml_list_free(&list);
+			tsnap_s3_xml_list_free(&list);
 			break;
 		}
 		if (list.next_token == NULL || list.next_token[0] == '\0')
 		{
-			s3_error_set(err, S3_ERR_INTERNAL, "ListMultipartUploads", prefix,
+			tsnap_s3_error_set(err, S3_ERR_INTERNAL, "ListMultipartUploads", prefix,
 						 "truncated reply without NextKeyMarker");
-			s3_xml_list_free(&list);
+			tsnap_s3_xml_list_free(&list);
 			ok = false;
 			break;
 		}
 		key_marker = list.next_token;
 		id_marker = list.next_upload_id;
 		list.next_token = list.next_upload_id = NULL;
-		s3_xml_list_free(&list);
+		tsnap_s3_xml_list_free(&list);
 	}
 	free(key_marker);
 	free(id_marker);
@@ -311,13 +311,13 @@ s3_list_multipart_uploads(s3_client *c, const char *prefix, s3_upload_cb cb,
  * Content-Type given here becomes the object's.
  */
 char *
-s3_create_multipart_upload(s3_client *c, const char *key,
-						   const char *content_type, s3_error *err)
+tsnap_s3_create_multipart_upload(tsnap_s3_client *c, const char *key,
+						   const char *content_type, tsnap_s3_error *err)
 {
-	s3_request	req;
-	s3_xfer		x;
-	s3_kv		q[1] = {{"uploads", NULL}};
-	s3_kv		hdr[1];
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
+	tsnap_s3_kv		q[1] = {{"uploads", NULL}};
+	tsnap_s3_kv		hdr[1];
 	char	   *id;
 
 	hdr[0].name = "Content-Type";
@@ -330,25 +330,25 @@ s3_create_multipart_upload(s3_client *c, const char *key,
 	req.nquery = 1;
 	req.headers = hdr;
 	req.nheaders = 1;
-	if (!s3_perform(c, &req, &x, err))
+	if (!tsnap_s3_perform(c, &req, &x, err))
 		return NULL;
-	id = s3_xml_upload_id(x.reply.data, x.reply.len);
-	s3_xfer_cleanup(&x);
+	id = tsnap_s3_xml_upload_id(x.reply.data, x.reply.len);
+	tsnap_s3_xfer_cleanup(&x);
 	if (id == NULL)
-		s3_error_set(err, S3_ERR_INTERNAL, "CreateMultipartUpload", key,
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CreateMultipartUpload", key,
 					 "reply has no UploadId");
 	return id;
 }
 
 /* UploadPart, blocking (the uploader runs parts in parallel itself). */
 bool
-s3_upload_part(s3_client *c, const char *key, const char *upload_id,
+tsnap_s3_upload_part(tsnap_s3_client *c, const char *key, const char *upload_id,
 			   int part_number, const void *data, size_t len,
-			   char *etag_out, size_t etag_len, s3_error *err)
+			   char *etag_out, size_t etag_len, tsnap_s3_error *err)
 {
-	s3_request	req;
-	s3_xfer		x;
-	s3_kv		q[2];
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
+	tsnap_s3_kv		q[2];
 	char		num[16];
 	bool		ok = true;
 
@@ -365,37 +365,37 @@ s3_upload_part(s3_client *c, const char *key, const char *upload_id,
 	req.nquery = 2;
 	req.body = data ? data : "";
 	req.body_len = len;
-	if (!s3_perform(c, &req, &x, err))
+	if (!tsnap_s3_perform(c, &req, &x, err))
 		return false;
 	if (x.etag[0] == '\0')
 	{
-		s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", key, "reply has no ETag");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", key, "reply has no ETag");
 		ok = false;
 	}
 	else
 		copy_etag(etag_out, etag_len, x.etag);
-	s3_xfer_cleanup(&x);
+	tsnap_s3_xfer_cleanup(&x);
 	return ok;
 }
 
 static void
-xml_escape(s3_buf *b, const char *s)
+xml_escape(tsnap_s3_buf *b, const char *s)
 {
 	for (; *s; s++)
 	{
 		switch (*s)
 		{
 			case '&':
-				s3_buf_puts(b, "&amp;");
+				tsnap_s3_buf_puts(b, "&amp;");
 				break;
 			case '<':
-				s3_buf_puts(b, "&lt;");
+				tsnap_s3_buf_puts(b, "&lt;");
 				break;
 			case '>':
-				s3_buf_puts(b, "&gt;");
+				tsnap_s3_buf_puts(b, "&gt;");
 				break;
 			default:
-				s3_buf_append(b, s, 1);
+				tsnap_s3_buf_append(b, s, 1);
 		}
 	}
 }
@@ -403,38 +403,38 @@ xml_escape(s3_buf *b, const char *s)
 /*
  * CompleteMultipartUpload of parts 1..nparts with their ETags.  A 200
  * reply whose body is <Error> is a failure, retried if transient (see
- * s3_xfer_outcome).  If a retried Complete answers NoSuchUpload, an earlier
+ * tsnap_s3_xfer_outcome).  If a retried Complete answers NoSuchUpload, an earlier
  * attempt may have completed before its reply was lost: the object is then
  * looked up.  etag_out may come back empty (Ceph RGW); ask HeadObject then.
  */
 bool
-s3_complete_multipart_upload(s3_client *c, const char *key,
+tsnap_s3_complete_multipart_upload(tsnap_s3_client *c, const char *key,
 							 const char *upload_id,
 							 const char *const *etags, int nparts,
-							 char *etag_out, size_t etag_len, s3_error *err)
+							 char *etag_out, size_t etag_len, tsnap_s3_error *err)
 {
-	s3_buf		body;
-	s3_kv		q[1];
-	s3_kv		hdr[1];
-	s3_request	req;
-	s3_xfer		x;
+	tsnap_s3_buf		body;
+	tsnap_s3_kv		q[1];
+	tsnap_s3_kv		hdr[1];
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
 	bool		is_error = false;
 	bool		ok;
 	int			i;
 
-	s3_buf_init(&body);
-	s3_buf_puts(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+	tsnap_s3_buf_init(&body);
+	tsnap_s3_buf_puts(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
 	for (i = 0; i < nparts; i++)
 	{
-		s3_buf_printf(&body, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
+		tsnap_s3_buf_printf(&body, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
 		xml_escape(&body, etags[i]);
-		s3_buf_puts(&body, "</ETag></Part>");
+		tsnap_s3_buf_puts(&body, "</ETag></Part>");
 	}
-	s3_buf_puts(&body, "</CompleteMultipartUpload>");
+	tsnap_s3_buf_puts(&body, "</CompleteMultipartUpload>");
 	if (body.oom)
 	{
-		s3_buf_free(&body);
-		s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload", key, "out of memory");
+		tsnap_s3_buf_free(&body);
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload", key, "out of memory");
 		return false;
 	}
 	q[0].name = "uploadId";
@@ -451,27 +451,27 @@ s3_complete_multipart_upload(s3_client *c, const char *key,
 	req.nheaders = 1;
 	req.body = body.data;
 	req.body_len = body.len;
-	ok = s3_perform(c, &req, &x, err);
-	s3_buf_free(&body);
+	ok = tsnap_s3_perform(c, &req, &x, err);
+	tsnap_s3_buf_free(&body);
 	if (!ok)
 	{
 		if (err->attempts > 1 && strcmp(err->code, "NoSuchUpload") == 0)
 		{
-			s3_error	probe;
+			tsnap_s3_error	probe;
 
-			if (s3_head_object(c, key, NULL, etag_out, etag_len, &probe))
+			if (tsnap_s3_head_object(c, key, NULL, etag_out, etag_len, &probe))
 			{
-				s3_error_clear(err);
+				tsnap_s3_error_clear(err);
 				return true;
 			}
 		}
 		return false;
 	}
-	ok = s3_xml_complete(x.reply.data, x.reply.len, etag_out, etag_len, &is_error);
-	s3_xfer_cleanup(&x);
+	ok = tsnap_s3_xml_complete(x.reply.data, x.reply.len, etag_out, etag_len, &is_error);
+	tsnap_s3_xfer_cleanup(&x);
 	if (!ok || is_error)
 	{
-		s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload", key,
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload", key,
 					 "unexpected reply");
 		return false;
 	}
@@ -484,12 +484,12 @@ s3_complete_multipart_upload(s3_client *c, const char *key,
  * it).  An upload that no longer exists counts as aborted.
  */
 bool
-s3_abort_multipart_upload(s3_client *c, const char *key,
-						  const char *upload_id, s3_error *err)
+tsnap_s3_abort_multipart_upload(tsnap_s3_client *c, const char *key,
+						  const char *upload_id, tsnap_s3_error *err)
 {
-	s3_request	req;
-	s3_xfer		x;
-	s3_kv		q[1];
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
+	tsnap_s3_kv		q[1];
 
 	q[0].name = "uploadId";
 	q[0].value = upload_id;
@@ -501,16 +501,16 @@ s3_abort_multipart_upload(s3_client *c, const char *key,
 	req.nquery = 1;
 	req.no_interrupt = true;
 	req.max_attempts = c->max_attempts < 3 ? c->max_attempts : 3;
-	if (!s3_perform(c, &req, &x, err))
+	if (!tsnap_s3_perform(c, &req, &x, err))
 	{
 		if (err->http_status == 404)
 		{
-			s3_error_clear(err);
+			tsnap_s3_error_clear(err);
 			return true;
 		}
 		return false;
 	}
-	s3_xfer_cleanup(&x);
+	tsnap_s3_xfer_cleanup(&x);
 	return true;
 }
 
@@ -520,33 +520,33 @@ s3_abort_multipart_upload(s3_client *c, const char *key,
  * log it.  Returns malloc'd, or NULL with err filled.
  */
 char *
-s3_presign_url(s3_client *c, const char *method, const char *key,
-			   long expires_seconds, s3_error *err)
+tsnap_s3_presign_url(tsnap_s3_client *c, const char *method, const char *key,
+			   long expires_seconds, tsnap_s3_error *err)
 {
-	s3_buf		path,
+	tsnap_s3_buf		path,
 				base;
-	s3_kv		hdr[1];
-	s3_sigv4_input in;
+	tsnap_s3_kv		hdr[1];
+	tsnap_s3_sigv4_input in;
 	char		amz_date[17];
 	char	   *url;
 
 	if (expires_seconds < 1 || expires_seconds > 604800)
 	{
-		s3_error_set(err, S3_ERR_INVALID, "presign", key,
+		tsnap_s3_error_set(err, S3_ERR_INVALID, "presign", key,
 					 "expiry must be between 1 and 604800 seconds");
 		return NULL;
 	}
-	s3_buf_init(&path);
-	s3_buf_init(&base);
+	tsnap_s3_buf_init(&path);
+	tsnap_s3_buf_init(&base);
 	if (!c->virtual_style)
 	{
-		s3_buf_puts(&path, "/");
-		s3_uri_encode(&path, c->bucket, strlen(c->bucket), false);
+		tsnap_s3_buf_puts(&path, "/");
+		tsnap_s3_uri_encode(&path, c->bucket, strlen(c->bucket), false);
 	}
-	s3_buf_puts(&path, "/");
-	s3_uri_encode(&path, key, strlen(key), true);
-	s3_buf_printf(&base, "%s%s", c->endpoint, path.data ? path.data : "");
-	s3_amz_date(c->fixed_time ? c->fixed_time : time(NULL), amz_date);
+	tsnap_s3_buf_puts(&path, "/");
+	tsnap_s3_uri_encode(&path, key, strlen(key), true);
+	tsnap_s3_buf_printf(&base, "%s%s", c->endpoint, path.data ? path.data : "");
+	tsnap_s3_amz_date(c->fixed_time ? c->fixed_time : time(NULL), amz_date);
 
 	hdr[0].name = "host";
 	hdr[0].value = c->host;
@@ -562,10 +562,10 @@ s3_presign_url(s3_client *c, const char *method, const char *key,
 	in.service = "s3";
 	in.amz_date = amz_date;
 	url = (path.oom || base.oom) ? NULL :
-		s3_sigv4_presign(&in, base.data, expires_seconds, c->session_token);
-	s3_buf_free(&path);
-	s3_buf_free(&base);
+		tsnap_s3_sigv4_presign(&in, base.data, expires_seconds, c->session_token);
+	tsnap_s3_buf_free(&path);
+	tsnap_s3_buf_free(&base);
 	if (url == NULL)
-		s3_error_set(err, S3_ERR_INTERNAL, "presign", key, "out of memory");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "presign", key, "out of memory");
 	return url;
 }

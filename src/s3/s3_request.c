@@ -1,19 +1,19 @@
 /*-------------------------------------------------------------------------
  *
- * s3_request.c
+ * tsnap_s3_request.c
  *	  One S3 HTTP exchange with libcurl (URL, signature, headers, body,
  *	  reply capture), the classification of its outcome (done, retry,
  *	  fail), and the blocking retry loop used by single requests.
  *
- * An s3_xfer holds everything one attempt allocates (header list, URL,
- * reply buffer); s3_xfer_cleanup() frees it, and must be called after
- * every s3_xfer_setup(), whatever happened.  The easy handle is borrowed.
+ * An tsnap_s3_xfer holds everything one attempt allocates (header list, URL,
+ * reply buffer); tsnap_s3_xfer_cleanup() frees it, and must be called after
+ * every tsnap_s3_xfer_setup(), whatever happened.  The easy handle is borrowed.
  *
  * Requests always carry Content-Length (never chunked), no "Expect:", and
  * are signed over host, x-amz-content-sha256, x-amz-date, the session
  * token and the caller's headers.  curl callbacks only copy bytes, record
  * progress and poll the interrupt hook (which must not longjmp); they
- * return curl's abort code to stop.  Waits happen in s3_perform's loop, in
+ * return curl's abort code to stop.  Waits happen in tsnap_s3_perform's loop, in
  * 100 ms slices, where the interrupt hook is polled as well.
  *
  *-------------------------------------------------------------------------
@@ -40,12 +40,12 @@
  * result makes the callback return curl's abort code.
  */
 static bool
-poll_interrupt(s3_xfer *x, int64_t now)
+poll_interrupt(tsnap_s3_xfer *x, int64_t now)
 {
 	if (x->req->no_interrupt || now - x->last_check_ms < 100)
 		return false;
 	x->last_check_ms = now;
-	if (s3_interrupted(x->client))
+	if (tsnap_s3_interrupted(x->client))
 		x->interrupted = true;
 	return x->interrupted;
 }
@@ -53,7 +53,7 @@ poll_interrupt(s3_xfer *x, int64_t now)
 static size_t
 read_cb(char *dest, size_t size, size_t nmemb, void *arg)
 {
-	s3_xfer    *x = arg;
+	tsnap_s3_xfer    *x = arg;
 	size_t		want = size * nmemb;
 	size_t		left = x->req->body_len - x->body_off;
 
@@ -70,11 +70,11 @@ read_cb(char *dest, size_t size, size_t nmemb, void *arg)
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
-	s3_xfer    *x = arg;
+	tsnap_s3_xfer    *x = arg;
 	size_t		n = size * nmemb;
 	long		status = 0;
 
-	if (poll_interrupt(x, s3_now_ms()))
+	if (poll_interrupt(x, tsnap_s3_now_ms()))
 		return 0;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	x->streaming = x->req->sink != NULL && status >= 200 && status < 300;
@@ -99,7 +99,7 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 		x->reply_too_large = true;
 		return 0;
 	}
-	s3_buf_append(&x->reply, data, n);
+	tsnap_s3_buf_append(&x->reply, data, n);
 	return x->reply.oom ? 0 : n;
 }
 
@@ -120,7 +120,7 @@ trim(char *s, size_t *len)
 static size_t
 header_cb(char *line, size_t size, size_t nmemb, void *arg)
 {
-	s3_xfer    *x = arg;
+	tsnap_s3_xfer    *x = arg;
 	size_t		n = size * nmemb;
 
 	/* A new status line (after a 100 Continue, say) starts over. */
@@ -160,8 +160,8 @@ static int
 progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 			curl_off_t ultotal, curl_off_t ulnow)
 {
-	s3_xfer    *x = arg;
-	int64_t		now = s3_now_ms();
+	tsnap_s3_xfer    *x = arg;
+	int64_t		now = tsnap_s3_now_ms();
 
 	(void) dltotal;
 	(void) ultotal;
@@ -180,11 +180,11 @@ static void
 add_header(struct curl_slist **list, bool *failed, const char *name,
 		   const char *value)
 {
-	s3_buf		b;
+	tsnap_s3_buf		b;
 	struct curl_slist *l;
 
-	s3_buf_init(&b);
-	s3_buf_printf(&b, "%s: %s", name, value);
+	tsnap_s3_buf_init(&b);
+	tsnap_s3_buf_printf(&b, "%s: %s", name, value);
 	if (b.oom)
 	{
 		*failed = true;
@@ -196,7 +196,7 @@ add_header(struct curl_slist **list, bool *failed, const char *name,
 	else
 		*list = l;
 	OPENSSL_cleanse(b.data, b.len);
-	s3_buf_free(&b);
+	tsnap_s3_buf_free(&b);
 }
 
 /*
@@ -204,7 +204,7 @@ add_header(struct curl_slist **list, bool *failed, const char *name,
  * otherwise; for CreateMultipartUpload that would become the object's type.
  */
 static bool
-has_content_type(const s3_request *req)
+has_content_type(const tsnap_s3_request *req)
 {
 	int			i;
 
@@ -216,39 +216,39 @@ has_content_type(const s3_request *req)
 
 /* Percent-encoded path of the request: /bucket/key or /key. */
 static void
-build_path(s3_buf *path, s3_client *c, const char *key)
+build_path(tsnap_s3_buf *path, tsnap_s3_client *c, const char *key)
 {
 	if (!c->virtual_style)
 	{
-		s3_buf_puts(path, "/");
-		s3_uri_encode(path, c->bucket, strlen(c->bucket), false);
+		tsnap_s3_buf_puts(path, "/");
+		tsnap_s3_uri_encode(path, c->bucket, strlen(c->bucket), false);
 	}
 	if (key != NULL)
 	{
-		s3_buf_puts(path, "/");
-		s3_uri_encode(path, key, strlen(key), true);
+		tsnap_s3_buf_puts(path, "/");
+		tsnap_s3_uri_encode(path, key, strlen(key), true);
 	}
 	else if (c->virtual_style)
-		s3_buf_puts(path, "/");
+		tsnap_s3_buf_puts(path, "/");
 }
 
 /*
  * Prepare easy for one attempt of req.  On failure err is filled; either
- * way the caller runs s3_xfer_cleanup(x) later.
+ * way the caller runs tsnap_s3_xfer_cleanup(x) later.
  */
 bool
-s3_xfer_setup(s3_xfer *x, s3_client *c, CURL *easy, const s3_request *req,
-			  s3_error *err)
+tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy, const tsnap_s3_request *req,
+			  tsnap_s3_error *err)
 {
-	s3_buf		path,
+	tsnap_s3_buf		path,
 				url;
-	s3_kv	   *hdrs;
+	tsnap_s3_kv	   *hdrs;
 	int			nh = 0;
 	int			i;
 	char		amz_date[17];
 	char		payload_hash[65];
-	s3_sigv4_input in;
-	s3_sigv4_output out;
+	tsnap_s3_sigv4_input in;
+	tsnap_s3_sigv4_output out;
 	bool		failed = false;
 	const char *range = x->range;
 
@@ -257,39 +257,39 @@ s3_xfer_setup(s3_xfer *x, s3_client *c, CURL *easy, const s3_request *req,
 	x->req = req;
 	x->easy = easy;
 	x->range = range;
-	x->last_progress_ms = s3_now_ms();
+	x->last_progress_ms = tsnap_s3_now_ms();
 	x->last_check_ms = x->last_progress_ms;
-	s3_buf_init(&x->reply);
+	tsnap_s3_buf_init(&x->reply);
 
-	s3_buf_init(&path);
-	s3_buf_init(&url);
+	tsnap_s3_buf_init(&path);
+	tsnap_s3_buf_init(&url);
 	build_path(&path, c, req->key);
-	s3_buf_printf(&url, "%s%s", c->endpoint, path.data ? path.data : "/");
+	tsnap_s3_buf_printf(&url, "%s%s", c->endpoint, path.data ? path.data : "/");
 	for (i = 0; i < req->nquery; i++)
 	{
-		s3_buf_puts(&url, i == 0 ? "?" : "&");
-		s3_uri_encode(&url, req->query[i].name, strlen(req->query[i].name), false);
+		tsnap_s3_buf_puts(&url, i == 0 ? "?" : "&");
+		tsnap_s3_uri_encode(&url, req->query[i].name, strlen(req->query[i].name), false);
 		if (req->query[i].value)
 		{
-			s3_buf_puts(&url, "=");
-			s3_uri_encode(&url, req->query[i].value,
+			tsnap_s3_buf_puts(&url, "=");
+			tsnap_s3_uri_encode(&url, req->query[i].value,
 						  strlen(req->query[i].value), false);
 		}
 	}
 
 	if (req->payload_hash)
-		s3_strlcpy(payload_hash, req->payload_hash, sizeof(payload_hash));
+		tsnap_s3_strlcpy(payload_hash, req->payload_hash, sizeof(payload_hash));
 	else
-		s3_sha256_hex(req->body ? req->body : "", req->body_len, payload_hash);
-	s3_amz_date(c->fixed_time ? c->fixed_time : time(NULL), amz_date);
+		tsnap_s3_sha256_hex(req->body ? req->body : "", req->body_len, payload_hash);
+	tsnap_s3_amz_date(c->fixed_time ? c->fixed_time : time(NULL), amz_date);
 
-	hdrs = calloc(req->nheaders + 5, sizeof(s3_kv));
+	hdrs = calloc(req->nheaders + 5, sizeof(tsnap_s3_kv));
 	if (hdrs == NULL || path.oom || url.oom || payload_hash[0] == '\0')
 	{
 		free(hdrs);
-		s3_buf_free(&path);
-		s3_buf_free(&url);
-		s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key, "out of memory");
+		tsnap_s3_buf_free(&path);
+		tsnap_s3_buf_free(&url);
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key, "out of memory");
 		return false;
 	}
 	hdrs[nh].name = "Host";
@@ -324,7 +324,7 @@ s3_xfer_setup(s3_xfer *x, s3_client *c, CURL *easy, const s3_request *req,
 	in.region = c->region;
 	in.service = "s3";
 	in.amz_date = amz_date;
-	if (!s3_sigv4_sign(&in, &out))
+	if (!tsnap_s3_sigv4_sign(&in, &out))
 		failed = true;
 	else
 	{
@@ -340,13 +340,13 @@ s3_xfer_setup(s3_xfer *x, s3_client *c, CURL *easy, const s3_request *req,
 	}
 	if (out.authorization)
 		OPENSSL_cleanse(out.authorization, strlen(out.authorization));
-	s3_sigv4_output_free(&out);
+	tsnap_s3_sigv4_output_free(&out);
 	free(hdrs);
-	s3_buf_free(&path);
-	x->url = s3_buf_release(&url);
+	tsnap_s3_buf_free(&path);
+	x->url = tsnap_s3_buf_release(&url);
 	if (failed || x->url == NULL || x->headers == NULL)
 	{
-		s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
 					 "could not sign the request");
 		return false;
 	}
@@ -401,19 +401,19 @@ s3_xfer_setup(s3_xfer *x, s3_client *c, CURL *easy, const s3_request *req,
 }
 
 void
-s3_xfer_cleanup(s3_xfer *x)
+tsnap_s3_xfer_cleanup(tsnap_s3_xfer *x)
 {
 	if (x->headers)
 		curl_slist_free_all(x->headers);
 	x->headers = NULL;
 	free(x->url);
 	x->url = NULL;
-	s3_buf_free(&x->reply);
+	tsnap_s3_buf_free(&x->reply);
 }
 
 /* No byte has moved for longer than the stall timeout. */
 bool
-s3_xfer_stalled(s3_xfer *x, int64_t now_ms)
+tsnap_s3_xfer_stalled(tsnap_s3_xfer *x, int64_t now_ms)
 {
 	long		limit = x->client->stall_timeout_ms;
 
@@ -470,34 +470,34 @@ retryable_s3(long status, const char *code)
  * Classify a finished attempt.  rc is curl's result for the transfer
  * (CURLE_OPERATION_TIMEDOUT when we cut a stalled one).
  */
-s3_outcome
-s3_xfer_outcome(s3_xfer *x, CURLcode rc, s3_error *err)
+tsnap_s3_outcome
+tsnap_s3_xfer_outcome(tsnap_s3_xfer *x, CURLcode rc, tsnap_s3_error *err)
 {
-	const s3_request *req = x->req;
+	const tsnap_s3_request *req = x->req;
 
 	x->status = 0;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->interrupted)
 	{
-		s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
+		tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
 		return S3_FAIL;
 	}
 	if (rc != CURLE_OK)
 	{
 		if (x->sink_stopped)
 		{
-			s3_error_set(err, S3_ERR_CALLBACK, req->operation, req->key,
+			tsnap_s3_error_set(err, S3_ERR_CALLBACK, req->operation, req->key,
 						 x->range ? "the server ignored the Range of a resumed download"
 						 : "stopped by the data callback");
 			return S3_FAIL;
 		}
 		if (x->reply_too_large || x->reply.oom)
 		{
-			s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
+			tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
 						 "reply too large or out of memory");
 			return S3_FAIL;
 		}
-		s3_error_set(err, S3_ERR_CURL, req->operation, req->key, "%s",
+		tsnap_s3_error_set(err, S3_ERR_CURL, req->operation, req->key, "%s",
 					 x->curl_errbuf[0] ? x->curl_errbuf : curl_easy_strerror(rc));
 		return retryable_curl(rc) ? S3_RETRY : S3_FAIL;
 	}
@@ -511,19 +511,19 @@ s3_xfer_outcome(s3_xfer *x, CURLcode rc, s3_error *err)
 		 */
 		if (x->reply.len > 0 && has_error_tag(x->reply.data, x->reply.len))
 		{
-			s3_error_set(err, S3_ERR_S3, req->operation, req->key, NULL);
+			tsnap_s3_error_set(err, S3_ERR_S3, req->operation, req->key, NULL);
 			err->http_status = x->status;
-			if (s3_xml_error(x->reply.data, x->reply.len, err->code, sizeof(err->code),
+			if (tsnap_s3_xml_error(x->reply.data, x->reply.len, err->code, sizeof(err->code),
 							 err->message, sizeof(err->message)))
 				return retryable_s3(0, err->code) ? S3_RETRY : S3_FAIL;
-			s3_error_clear(err);
+			tsnap_s3_error_clear(err);
 		}
 		return S3_DONE;
 	}
 
-	s3_error_set(err, S3_ERR_HTTP, req->operation, req->key, NULL);
+	tsnap_s3_error_set(err, S3_ERR_HTTP, req->operation, req->key, NULL);
 	err->http_status = x->status;
-	if (s3_xml_error(x->reply.data, x->reply.len, err->code, sizeof(err->code),
+	if (tsnap_s3_xml_error(x->reply.data, x->reply.len, err->code, sizeof(err->code),
 					 err->message, sizeof(err->message)))
 		err->kind = S3_ERR_S3;
 	return retryable_s3(x->status, err->code) ? S3_RETRY : S3_FAIL;
@@ -535,7 +535,7 @@ s3_xfer_outcome(s3_xfer *x, CURLcode rc, s3_error *err)
  * interrupt hook stopped it.
  */
 static CURLcode
-run_attempt(s3_client *c, s3_xfer *x, bool interruptible, bool *interrupted)
+run_attempt(tsnap_s3_client *c, tsnap_s3_xfer *x, bool interruptible, bool *interrupted)
 {
 	CURLcode	rc = CURLE_OK;
 	bool		done = false;
@@ -562,14 +562,14 @@ run_attempt(s3_client *c, s3_xfer *x, bool interruptible, bool *interrupted)
 			}
 		if (done)
 			break;
-		if (s3_xfer_stalled(x, s3_now_ms()))
+		if (tsnap_s3_xfer_stalled(x, tsnap_s3_now_ms()))
 		{
 			snprintf(x->curl_errbuf, sizeof(x->curl_errbuf),
 					 "no data moved for %ld ms", c->stall_timeout_ms);
 			rc = CURLE_OPERATION_TIMEDOUT;
 			break;
 		}
-		if (interruptible && s3_interrupted(c))
+		if (interruptible && tsnap_s3_interrupted(c))
 		{
 			*interrupted = true;
 			break;
@@ -582,31 +582,31 @@ run_attempt(s3_client *c, s3_xfer *x, bool interruptible, bool *interrupted)
 
 /*
  * Perform req with retries.  On success returns true and leaves the reply
- * (status, ETag, body) in *x, which the caller must s3_xfer_cleanup().  On
+ * (status, ETag, body) in *x, which the caller must tsnap_s3_xfer_cleanup().  On
  * failure returns false with err filled and *x already cleaned up.
  *
  * A streamed GET that fails after delivering bytes resumes where it
  * stopped (Range, If-Match on the first ETag) instead of starting over.
  */
 bool
-s3_perform(s3_client *c, const s3_request *req, s3_xfer *x, s3_error *err)
+tsnap_s3_perform(tsnap_s3_client *c, const tsnap_s3_request *req, tsnap_s3_xfer *x, tsnap_s3_error *err)
 {
 	int			max_attempts = req->max_attempts > 0 ? req->max_attempts : c->max_attempts;
 	bool		interruptible = !req->no_interrupt;
 	uint64_t	delivered = 0;
 	char		range[64];
 	char		first_etag[128] = "";
-	s3_request	resumed;
-	s3_kv		if_match[1];
+	tsnap_s3_request	resumed;
+	tsnap_s3_kv		if_match[1];
 	int			attempt;
 
-	s3_error_clear(err);
+	tsnap_s3_error_clear(err);
 	for (attempt = 1;; attempt++)
 	{
-		const s3_request *r = req;
+		const tsnap_s3_request *r = req;
 		bool		interrupted;
 		CURLcode	rc;
-		s3_outcome	outcome;
+		tsnap_s3_outcome	outcome;
 
 		memset(x, 0, sizeof(*x));
 		if (delivered > 0)
@@ -625,36 +625,36 @@ s3_perform(s3_client *c, const s3_request *req, s3_xfer *x, s3_error *err)
 				r = &resumed;
 			}
 		}
-		if (!s3_xfer_setup(x, c, c->easy, r, err))
+		if (!tsnap_s3_xfer_setup(x, c, c->easy, r, err))
 		{
-			s3_xfer_cleanup(x);
+			tsnap_s3_xfer_cleanup(x);
 			return false;
 		}
 		rc = run_attempt(c, x, interruptible, &interrupted);
 		if (interrupted)
 		{
-			s3_xfer_cleanup(x);
-			s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
+			tsnap_s3_xfer_cleanup(x);
+			tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
 			err->attempts = attempt;
 			return false;
 		}
-		outcome = s3_xfer_outcome(x, rc, err);
+		outcome = tsnap_s3_xfer_outcome(x, rc, err);
 		err->attempts = attempt;
 		if (outcome == S3_DONE)
 		{
 			x->attempts = attempt;
-			s3_error_clear(err);
+			tsnap_s3_error_clear(err);
 			return true;
 		}
 		if (req->sink && first_etag[0] == '\0' && x->etag[0] && x->delivered > 0)
-			s3_strlcpy(first_etag, x->etag, sizeof(first_etag));
+			tsnap_s3_strlcpy(first_etag, x->etag, sizeof(first_etag));
 		delivered += x->delivered;
-		s3_xfer_cleanup(x);
+		tsnap_s3_xfer_cleanup(x);
 		if (outcome == S3_FAIL || attempt >= max_attempts)
 			return false;
-		if (!s3_sleep_ms(c, s3_backoff_ms(c, attempt), interruptible))
+		if (!tsnap_s3_sleep_ms(c, tsnap_s3_backoff_ms(c, attempt), interruptible))
 		{
-			s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
+			tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
 			err->attempts = attempt;
 			return false;
 		}

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * s3_sigv4.c
+ * tsnap_s3_sigv4.c
  *	  AWS Signature Version 4 with OpenSSL: canonical request, string to
  *	  sign, signature, Authorization header, and presigned URLs.
  *
@@ -11,7 +11,7 @@
  * The caller passes the canonical URI already encoded (for S3: each key
  * segment encoded once, never normalised) and the query parameters raw;
  * this file encodes and sorts them.  Everything returned is malloc'd and
- * owned by the caller (s3_sigv4_output_free).  Secret-derived material on
+ * owned by the caller (tsnap_s3_sigv4_output_free).  Secret-derived material on
  * the stack is wiped before returning.
  *
  *-------------------------------------------------------------------------
@@ -101,7 +101,7 @@ canonical_header_value(const char *v)
  * sorted by name then value, valueless parameters written "name=".
  */
 void
-s3_canonical_query(s3_buf *buf, const s3_kv *query, int nquery)
+tsnap_s3_canonical_query(tsnap_s3_buf *buf, const tsnap_s3_kv *query, int nquery)
 {
 	sig_param  *params;
 	int			i;
@@ -116,16 +116,16 @@ s3_canonical_query(s3_buf *buf, const s3_kv *query, int nquery)
 	}
 	for (i = 0; i < nquery; i++)
 	{
-		s3_buf		n,
+		tsnap_s3_buf		n,
 					v;
 
-		s3_buf_init(&n);
-		s3_buf_init(&v);
-		s3_uri_encode(&n, query[i].name, strlen(query[i].name), false);
+		tsnap_s3_buf_init(&n);
+		tsnap_s3_buf_init(&v);
+		tsnap_s3_uri_encode(&n, query[i].name, strlen(query[i].name), false);
 		if (query[i].value)
-			s3_uri_encode(&v, query[i].value, strlen(query[i].value), false);
-		params[i].name = s3_buf_release(&n);
-		params[i].value = s3_buf_release(&v);
+			tsnap_s3_uri_encode(&v, query[i].value, strlen(query[i].value), false);
+		params[i].name = tsnap_s3_buf_release(&n);
+		params[i].value = tsnap_s3_buf_release(&v);
 		if (params[i].name == NULL || params[i].value == NULL)
 			buf->oom = true;
 	}
@@ -135,10 +135,10 @@ s3_canonical_query(s3_buf *buf, const s3_kv *query, int nquery)
 		for (i = 0; i < nquery; i++)
 		{
 			if (i > 0)
-				s3_buf_puts(buf, "&");
-			s3_buf_puts(buf, params[i].name);
-			s3_buf_puts(buf, "=");
-			s3_buf_puts(buf, params[i].value);
+				tsnap_s3_buf_puts(buf, "&");
+			tsnap_s3_buf_puts(buf, params[i].name);
+			tsnap_s3_buf_puts(buf, "=");
+			tsnap_s3_buf_puts(buf, params[i].value);
 		}
 	}
 	for (i = 0; i < nquery; i++)
@@ -165,7 +165,7 @@ hmac_sha256(const void *key, size_t keylen, const char *msg,
  * Derive the signing key and sign string_to_sign; writes 64 hex chars.
  */
 static bool
-compute_signature(const s3_sigv4_input *in, const char *string_to_sign,
+compute_signature(const tsnap_s3_sigv4_input *in, const char *string_to_sign,
 				  char signature[65])
 {
 	char		date8[9];
@@ -188,7 +188,7 @@ compute_signature(const s3_sigv4_input *in, const char *string_to_sign,
 		hmac_sha256(k, 32, "aws4_request", k) &&
 		hmac_sha256(k, 32, string_to_sign, sig);
 	if (ok)
-		s3_hex(sig, 32, signature);
+		tsnap_s3_hex(sig, 32, signature);
 
 	OPENSSL_cleanse(ksecret, seclen + 4);
 	OPENSSL_cleanse(k, sizeof(k));
@@ -198,22 +198,22 @@ compute_signature(const s3_sigv4_input *in, const char *string_to_sign,
 
 /* Append "<date8>/<region>/<service>/aws4_request". */
 static void
-append_scope(s3_buf *buf, const s3_sigv4_input *in)
+append_scope(tsnap_s3_buf *buf, const tsnap_s3_sigv4_input *in)
 {
-	s3_buf_append(buf, in->amz_date, 8);
-	s3_buf_printf(buf, "/%s/%s/aws4_request", in->region, in->service);
+	tsnap_s3_buf_append(buf, in->amz_date, 8);
+	tsnap_s3_buf_printf(buf, "/%s/%s/aws4_request", in->region, in->service);
 }
 
 /*
  * Sign a request.  Fills every field of out (caller frees them with
- * s3_sigv4_output_free, also after a failure).  Returns false only when
+ * tsnap_s3_sigv4_output_free, also after a failure).  Returns false only when
  * memory or OpenSSL fails.
  */
 bool
-s3_sigv4_sign(const s3_sigv4_input *in, s3_sigv4_output *out)
+tsnap_s3_sigv4_sign(const tsnap_s3_sigv4_input *in, tsnap_s3_sigv4_output *out)
 {
 	sig_header *hdrs;
-	s3_buf		creq,
+	tsnap_s3_buf		creq,
 				sts,
 				sh,
 				auth;
@@ -230,7 +230,7 @@ s3_sigv4_sign(const s3_sigv4_input *in, s3_sigv4_output *out)
 	{
 		char	   *p;
 
-		hdrs[n].name = s3_strdup(in->headers[i].name);
+		hdrs[n].name = tsnap_s3_strdup(in->headers[i].name);
 		hdrs[n].value = canonical_header_value(in->headers[i].value ?
 											   in->headers[i].value : "");
 		hdrs[n].pos = i;
@@ -245,34 +245,34 @@ s3_sigv4_sign(const s3_sigv4_input *in, s3_sigv4_output *out)
 	if (ok)
 		qsort(hdrs, n, sizeof(sig_header), sig_header_cmp);
 
-	s3_buf_init(&creq);
-	s3_buf_init(&sts);
-	s3_buf_init(&sh);
-	s3_buf_init(&auth);
+	tsnap_s3_buf_init(&creq);
+	tsnap_s3_buf_init(&sts);
+	tsnap_s3_buf_init(&sh);
+	tsnap_s3_buf_init(&auth);
 
 	/* Canonical request. */
-	s3_buf_printf(&creq, "%s\n%s\n", in->method, in->canonical_uri);
-	s3_canonical_query(&creq, in->query, in->nquery);
-	s3_buf_puts(&creq, "\n");
+	tsnap_s3_buf_printf(&creq, "%s\n%s\n", in->method, in->canonical_uri);
+	tsnap_s3_canonical_query(&creq, in->query, in->nquery);
+	tsnap_s3_buf_puts(&creq, "\n");
 	for (i = 0; ok && i < n; i++)
 	{
 		/* Repeated headers join their values with commas, in order. */
 		if (i > 0 && strcmp(hdrs[i].name, hdrs[i - 1].name) == 0)
 		{
-			s3_buf_printf(&creq, ",%s", hdrs[i].value);
+			tsnap_s3_buf_printf(&creq, ",%s", hdrs[i].value);
 			continue;
 		}
 		if (i > 0)
 		{
-			s3_buf_puts(&creq, "\n");
-			s3_buf_puts(&sh, ";");
+			tsnap_s3_buf_puts(&creq, "\n");
+			tsnap_s3_buf_puts(&sh, ";");
 		}
-		s3_buf_printf(&creq, "%s:%s", hdrs[i].name, hdrs[i].value);
-		s3_buf_puts(&sh, hdrs[i].name);
+		tsnap_s3_buf_printf(&creq, "%s:%s", hdrs[i].name, hdrs[i].value);
+		tsnap_s3_buf_puts(&sh, hdrs[i].name);
 	}
 	if (n > 0)
-		s3_buf_puts(&creq, "\n");
-	s3_buf_printf(&creq, "\n%s\n%s", sh.data ? sh.data : "",
+		tsnap_s3_buf_puts(&creq, "\n");
+	tsnap_s3_buf_printf(&creq, "\n%s\n%s", sh.data ? sh.data : "",
 				  in->payload_hash);
 
 	for (i = 0; i < n; i++)
@@ -287,32 +287,32 @@ s3_sigv4_sign(const s3_sigv4_input *in, s3_sigv4_output *out)
 	else
 	{
 		/* String to sign. */
-		s3_sha256_hex(creq.data, creq.len, creq_hash);
-		s3_buf_printf(&sts, SIGV4_ALGORITHM "\n%s\n", in->amz_date);
+		tsnap_s3_sha256_hex(creq.data, creq.len, creq_hash);
+		tsnap_s3_buf_printf(&sts, SIGV4_ALGORITHM "\n%s\n", in->amz_date);
 		append_scope(&sts, in);
-		s3_buf_printf(&sts, "\n%s", creq_hash);
+		tsnap_s3_buf_printf(&sts, "\n%s", creq_hash);
 		ok = !sts.oom && creq_hash[0] != '\0' &&
 			compute_signature(in, sts.data, out->signature);
 	}
 	if (ok)
 	{
-		s3_buf_printf(&auth, SIGV4_ALGORITHM " Credential=%s/",
+		tsnap_s3_buf_printf(&auth, SIGV4_ALGORITHM " Credential=%s/",
 					  in->access_key_id);
 		append_scope(&auth, in);
-		s3_buf_printf(&auth, ", SignedHeaders=%s, Signature=%s",
+		tsnap_s3_buf_printf(&auth, ", SignedHeaders=%s, Signature=%s",
 					  sh.data ? sh.data : "", out->signature);
 	}
-	out->canonical_request = s3_buf_release(&creq);
-	out->string_to_sign = s3_buf_release(&sts);
-	out->signed_headers = s3_buf_release(&sh);
-	out->authorization = ok ? s3_buf_release(&auth) : NULL;
-	s3_buf_free(&auth);
+	out->canonical_request = tsnap_s3_buf_release(&creq);
+	out->string_to_sign = tsnap_s3_buf_release(&sts);
+	out->signed_headers = tsnap_s3_buf_release(&sh);
+	out->authorization = ok ? tsnap_s3_buf_release(&auth) : NULL;
+	tsnap_s3_buf_free(&auth);
 	return ok && out->canonical_request && out->string_to_sign &&
 		out->signed_headers && out->authorization;
 }
 
 void
-s3_sigv4_output_free(s3_sigv4_output *out)
+tsnap_s3_sigv4_output_free(tsnap_s3_sigv4_output *out)
 {
 	free(out->canonical_request);
 	free(out->string_to_sign);
@@ -331,13 +331,13 @@ s3_sigv4_output_free(s3_sigv4_output *out)
  * must never log it or put it in an error message.
  */
 char *
-s3_sigv4_presign(const s3_sigv4_input *in, const char *url_base,
+tsnap_s3_sigv4_presign(const tsnap_s3_sigv4_input *in, const char *url_base,
 				 long expires_seconds, const char *session_token)
 {
-	s3_sigv4_input pin = *in;
-	s3_sigv4_output out;
-	s3_kv	   *q;
-	s3_buf		cred,
+	tsnap_s3_sigv4_input pin = *in;
+	tsnap_s3_sigv4_output out;
+	tsnap_s3_kv	   *q;
+	tsnap_s3_buf		cred,
 				sh,
 				url;
 	char		expires[32];
@@ -345,28 +345,28 @@ s3_sigv4_presign(const s3_sigv4_input *in, const char *url_base,
 	int			i;
 	bool		ok;
 
-	q = calloc(in->nquery + 6, sizeof(s3_kv));
+	q = calloc(in->nquery + 6, sizeof(tsnap_s3_kv));
 	if (q == NULL)
 		return NULL;
 	for (i = 0; i < in->nquery; i++)
 		q[nq++] = in->query[i];
 
-	s3_buf_init(&cred);
-	s3_buf_printf(&cred, "%s/", in->access_key_id);
+	tsnap_s3_buf_init(&cred);
+	tsnap_s3_buf_printf(&cred, "%s/", in->access_key_id);
 	append_scope(&cred, in);
 
 	/* The signed header list must be known before signing: build it. */
-	s3_buf_init(&sh);
+	tsnap_s3_buf_init(&sh);
 	{
-		s3_sigv4_output tmp;
+		tsnap_s3_sigv4_output tmp;
 
 		pin.query = NULL;
 		pin.nquery = 0;
 		pin.payload_hash = "UNSIGNED-PAYLOAD";
-		ok = s3_sigv4_sign(&pin, &tmp);
+		ok = tsnap_s3_sigv4_sign(&pin, &tmp);
 		if (ok)
-			s3_buf_puts(&sh, tmp.signed_headers);
-		s3_sigv4_output_free(&tmp);
+			tsnap_s3_buf_puts(&sh, tmp.signed_headers);
+		tsnap_s3_sigv4_output_free(&tmp);
 	}
 	snprintf(expires, sizeof(expires), "%ld", expires_seconds);
 
@@ -386,32 +386,32 @@ s3_sigv4_presign(const s3_sigv4_input *in, const char *url_base,
 		q[nq++].value = session_token;
 	}
 
-	s3_buf_init(&url);
+	tsnap_s3_buf_init(&url);
 	if (ok && !cred.oom && !sh.oom)
 	{
 		pin = *in;
 		pin.query = q;
 		pin.nquery = nq;
 		pin.payload_hash = "UNSIGNED-PAYLOAD";
-		ok = s3_sigv4_sign(&pin, &out);
+		ok = tsnap_s3_sigv4_sign(&pin, &out);
 		if (ok)
 		{
-			s3_buf_printf(&url, "%s?", url_base);
-			s3_canonical_query(&url, q, nq);
-			s3_buf_printf(&url, "&X-Amz-Signature=%s", out.signature);
+			tsnap_s3_buf_printf(&url, "%s?", url_base);
+			tsnap_s3_canonical_query(&url, q, nq);
+			tsnap_s3_buf_printf(&url, "&X-Amz-Signature=%s", out.signature);
 		}
-		s3_sigv4_output_free(&out);
+		tsnap_s3_sigv4_output_free(&out);
 	}
 	else
 		ok = false;
 
 	free(q);
-	s3_buf_free(&cred);
-	s3_buf_free(&sh);
+	tsnap_s3_buf_free(&cred);
+	tsnap_s3_buf_free(&sh);
 	if (!ok)
 	{
-		s3_buf_free(&url);
+		tsnap_s3_buf_free(&url);
 		return NULL;
 	}
-	return s3_buf_release(&url);
+	return tsnap_s3_buf_release(&url);
 }

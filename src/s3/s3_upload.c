@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * s3_upload.c
+ * tsnap_s3_upload.c
  *	  The streaming uploader: the producer writes bytes as it makes them;
  *	  the uploader cuts them into parts and keeps up to max_parts_in_flight
  *	  parts uploading at once on its own curl multi handle, in the
@@ -14,7 +14,7 @@
  *
  * Failure: each part is retried on its own (backoff without blocking the
  * other parts); a part that succeeded is never sent again.  On any
- * permanent failure, interrupt, size overflow or s3_upload_abort(), the
+ * permanent failure, interrupt, size overflow or tsnap_s3_upload_abort(), the
  * transfers in flight are cancelled and the multipart upload is aborted,
  * so no object appears at the key and no upload stays listed.  The first
  * error sticks: later calls return it.
@@ -55,10 +55,10 @@ typedef struct up_slot
 	int64_t		not_before;
 	char		payload_hash[65];
 	char		num[16];
-	s3_kv		query[2];
-	s3_request	req;
-	s3_xfer		x;
-	bool		xfer_live;		/* x needs s3_xfer_cleanup */
+	tsnap_s3_kv		query[2];
+	tsnap_s3_request	req;
+	tsnap_s3_xfer		x;
+	bool		xfer_live;		/* x needs tsnap_s3_xfer_cleanup */
 } up_slot;
 
 typedef enum upload_state
@@ -69,15 +69,15 @@ typedef enum upload_state
 	UP_ABORTED
 } upload_state;
 
-struct s3_upload
+struct tsnap_s3_upload
 {
-	s3_client  *c;
+	tsnap_s3_client  *c;
 	CURLM	   *multi;		/* the parts' transfers; connections pooled here */
 	char	   *key;
 	char	   *content_type;
 	char	   *upload_id;		/* NULL until the first part is cut */
 	upload_state state;
-	s3_error	failure;		/* sticky, once state is UP_FAILED */
+	tsnap_s3_error	failure;		/* sticky, once state is UP_FAILED */
 	up_slot    *slots;
 	int			nslots;
 	char	   *fill;
@@ -98,7 +98,7 @@ struct s3_upload
  * object (doubling every 1,000 parts would stop at 4.88 TiB).
  */
 size_t
-s3_part_size_for(size_t first_part_size, int part_number)
+tsnap_s3_part_size_for(size_t first_part_size, int part_number)
 {
 	size_t		size = first_part_size < S3_MIN_PART_SIZE ?
 		S3_MIN_PART_SIZE : first_part_size;
@@ -111,7 +111,7 @@ s3_part_size_for(size_t first_part_size, int part_number)
 }
 
 static void
-copy_error(s3_error *dst, const s3_error *src)
+copy_error(tsnap_s3_error *dst, const tsnap_s3_error *src)
 {
 	if (dst && dst != src)
 		*dst = *src;
@@ -119,18 +119,18 @@ copy_error(s3_error *dst, const s3_error *src)
 
 /* Take a running slot out of the multi and free its attempt's state. */
 static void
-slot_stop(s3_upload *u, up_slot *s)
+slot_stop(tsnap_s3_upload *u, up_slot *s)
 {
 	if (s->state == SLOT_RUNNING)
 		curl_multi_remove_handle(u->multi, s->easy);
 	if (s->xfer_live)
-		s3_xfer_cleanup(&s->x);
+		tsnap_s3_xfer_cleanup(&s->x);
 	s->xfer_live = false;
 	s->state = SLOT_IDLE;
 }
 
 static void
-free_buffers(s3_upload *u)
+free_buffers(tsnap_s3_upload *u)
 {
 	int			i;
 
@@ -150,7 +150,7 @@ free_buffers(s3_upload *u)
  * Returns false if the abort itself failed (err then says why).
  */
 static bool
-cancel_all(s3_upload *u, s3_error *err)
+cancel_all(tsnap_s3_upload *u, tsnap_s3_error *err)
 {
 	int			i;
 	bool		ok = true;
@@ -160,7 +160,7 @@ cancel_all(s3_upload *u, s3_error *err)
 	free_buffers(u);
 	if (u->upload_id)
 	{
-		ok = s3_abort_multipart_upload(u->c, u->key, u->upload_id, err);
+		ok = tsnap_s3_abort_multipart_upload(u->c, u->key, u->upload_id, err);
 		free(u->upload_id);
 		u->upload_id = NULL;
 	}
@@ -172,21 +172,21 @@ cancel_all(s3_upload *u, s3_error *err)
  * can "return fail(...)".
  */
 static bool
-fail(s3_upload *u, const s3_error *cause, s3_error *err)
+fail(tsnap_s3_upload *u, const tsnap_s3_error *cause, tsnap_s3_error *err)
 {
-	s3_error	abort_err;
+	tsnap_s3_error	abort_err;
 
 	if (u->state == UP_OPEN)
 	{
 		u->failure = *cause;
 		u->state = UP_FAILED;
-		s3_error_clear(&abort_err);
+		tsnap_s3_error_clear(&abort_err);
 		if (!cancel_all(u, &abort_err))
 		{
 			size_t		n = strlen(u->failure.detail);
 			char		msg[300];
 
-			s3_error_format(&abort_err, msg, sizeof(msg));
+			tsnap_s3_error_format(&abort_err, msg, sizeof(msg));
 			snprintf(u->failure.detail + n, sizeof(u->failure.detail) - n,
 					 "%sthe upload may remain open: %s", n ? "; " : "", msg);
 		}
@@ -196,12 +196,12 @@ fail(s3_upload *u, const s3_error *cause, s3_error *err)
 }
 
 static bool
-state_error(s3_upload *u, s3_error *err)
+state_error(tsnap_s3_upload *u, tsnap_s3_error *err)
 {
 	if (u->state == UP_FAILED)
 		copy_error(err, &u->failure);
 	else
-		s3_error_set(err, S3_ERR_INVALID, "upload", u->key,
+		tsnap_s3_error_set(err, S3_ERR_INVALID, "upload", u->key,
 					 u->state == UP_DONE ? "upload already finished"
 					 : "upload was aborted");
 	return false;
@@ -209,9 +209,9 @@ state_error(s3_upload *u, s3_error *err)
 
 /* Start (or restart) the part in slot s. */
 static bool
-slot_start(s3_upload *u, up_slot *s, s3_error *err)
+slot_start(tsnap_s3_upload *u, up_slot *s, tsnap_s3_error *err)
 {
-	if (!s3_xfer_setup(&s->x, u->c, s->easy, &s->req, err))
+	if (!tsnap_s3_xfer_setup(&s->x, u->c, s->easy, &s->req, err))
 	{
 		s->xfer_live = true;
 		return false;
@@ -220,7 +220,7 @@ slot_start(s3_upload *u, up_slot *s, s3_error *err)
 	s->attempt++;
 	if (curl_multi_add_handle(u->multi, s->easy) != CURLM_OK)
 	{
-		s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", u->key,
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", u->key,
 					 "could not add transfer");
 		return false;
 	}
@@ -230,34 +230,34 @@ slot_start(s3_upload *u, up_slot *s, s3_error *err)
 
 /* A slot's attempt ended with rc: record the part, or schedule a retry. */
 static bool
-slot_done(s3_upload *u, up_slot *s, CURLcode rc, s3_error *err)
+slot_done(tsnap_s3_upload *u, up_slot *s, CURLcode rc, tsnap_s3_error *err)
 {
-	s3_outcome	outcome;
-	s3_error	e;
+	tsnap_s3_outcome	outcome;
+	tsnap_s3_error	e;
 
 	curl_multi_remove_handle(u->multi, s->easy);
 	s->state = SLOT_IDLE;
-	outcome = s3_xfer_outcome(&s->x, rc, &e);
+	outcome = tsnap_s3_xfer_outcome(&s->x, rc, &e);
 	e.attempts = s->attempt;
 	if (outcome == S3_DONE)
 	{
 		if (s->x.etag[0] == '\0' || strlen(s->x.etag) >= ETAG_LEN)
 		{
-			s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key,
+			tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key,
 						 "part %d: reply has no usable ETag", s->part_number);
 			outcome = S3_FAIL;
 		}
 		else
-			s3_strlcpy(u->etags[s->part_number - 1], s->x.etag, ETAG_LEN);
+			tsnap_s3_strlcpy(u->etags[s->part_number - 1], s->x.etag, ETAG_LEN);
 	}
-	s3_xfer_cleanup(&s->x);
+	tsnap_s3_xfer_cleanup(&s->x);
 	s->xfer_live = false;
 	if (outcome == S3_DONE)
 		return true;
 	if (outcome == S3_RETRY && s->attempt < u->c->max_attempts)
 	{
 		s->state = SLOT_BACKOFF;
-		s->not_before = s3_now_ms() + s3_backoff_ms(u->c, s->attempt);
+		s->not_before = tsnap_s3_now_ms() + tsnap_s3_backoff_ms(u->c, s->attempt);
 		return true;
 	}
 	if (e.detail[0] == '\0')
@@ -270,7 +270,7 @@ slot_done(s3_upload *u, up_slot *s, CURLcode rc, s3_error *err)
  * parts whose backoff has elapsed.  Never blocks.
  */
 static bool
-drive(s3_upload *u, s3_error *err)
+drive(tsnap_s3_upload *u, tsnap_s3_error *err)
 {
 	int			running;
 	int			left;
@@ -280,9 +280,9 @@ drive(s3_upload *u, s3_error *err)
 
 	if (curl_multi_perform(u->multi, &running) != CURLM_OK)
 	{
-		s3_error e;
+		tsnap_s3_error e;
 
-		s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key, "curl_multi_perform failed");
+		tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key, "curl_multi_perform failed");
 		return fail(u, &e, err);
 	}
 	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL)
@@ -297,12 +297,12 @@ drive(s3_upload *u, s3_error *err)
 				break;
 			}
 	}
-	now = s3_now_ms();
+	now = tsnap_s3_now_ms();
 	for (i = 0; i < u->nslots; i++)
 	{
 		up_slot    *s = &u->slots[i];
 
-		if (s->state == SLOT_RUNNING && s3_xfer_stalled(&s->x, now))
+		if (s->state == SLOT_RUNNING && tsnap_s3_xfer_stalled(&s->x, now))
 		{
 			snprintf(s->x.curl_errbuf, sizeof(s->x.curl_errbuf),
 					 "no data moved for %ld ms", u->c->stall_timeout_ms);
@@ -311,7 +311,7 @@ drive(s3_upload *u, s3_error *err)
 		}
 		if (s->state == SLOT_BACKOFF && now >= s->not_before)
 		{
-			s3_error	e;
+			tsnap_s3_error	e;
 
 			if (!slot_start(u, s, &e))
 				return fail(u, &e, err);
@@ -324,9 +324,9 @@ drive(s3_upload *u, s3_error *err)
 
 /* Milliseconds to wait next: a slice, shortened by any pending backoff. */
 static long
-wait_timeout(s3_upload *u)
+wait_timeout(tsnap_s3_upload *u)
 {
-	int64_t		now = s3_now_ms();
+	int64_t		now = tsnap_s3_now_ms();
 	long		t = WAIT_SLICE_MS;
 	int			i;
 
@@ -347,7 +347,7 @@ wait_timeout(s3_upload *u)
  * on failure (upload already failed and aborted).
  */
 static up_slot *
-wait_slots(s3_upload *u, bool want_all, s3_error *err)
+wait_slots(tsnap_s3_upload *u, bool want_all, tsnap_s3_error *err)
 {
 	for (;;)
 	{
@@ -366,11 +366,11 @@ wait_slots(s3_upload *u, bool want_all, s3_error *err)
 			}
 		if (want_all ? idle == u->nslots : free_slot != NULL)
 			return free_slot;
-		if (s3_interrupted(u->c))
+		if (tsnap_s3_interrupted(u->c))
 		{
-			s3_error	e;
+			tsnap_s3_error	e;
 
-			s3_error_set(&e, S3_ERR_INTERRUPTED, "UploadPart", u->key, NULL);
+			tsnap_s3_error_set(&e, S3_ERR_INTERRUPTED, "UploadPart", u->key, NULL);
 			fail(u, &e, err);
 			return NULL;
 		}
@@ -380,22 +380,22 @@ wait_slots(s3_upload *u, bool want_all, s3_error *err)
 
 /* Hand the fill buffer to a free slot as part next_part and start it. */
 static bool
-dispatch_fill(s3_upload *u, s3_error *err)
+dispatch_fill(tsnap_s3_upload *u, tsnap_s3_error *err)
 {
 	up_slot    *s;
 	char	   *tmp;
 	size_t		tmpcap;
-	s3_error	e;
+	tsnap_s3_error	e;
 
 	if (u->upload_id == NULL)
 	{
-		u->upload_id = s3_create_multipart_upload(u->c, u->key, u->content_type, &e);
+		u->upload_id = tsnap_s3_create_multipart_upload(u->c, u->key, u->content_type, &e);
 		if (u->upload_id == NULL)
 			return fail(u, &e, err);
 	}
 	if (u->next_part > S3_MAX_PARTS)
 	{
-		s3_error_set(&e, S3_ERR_TOO_LARGE, "UploadPart", u->key,
+		tsnap_s3_error_set(&e, S3_ERR_TOO_LARGE, "UploadPart", u->key,
 					 "object needs more than %d parts", S3_MAX_PARTS);
 		return fail(u, &e, err);
 	}
@@ -409,7 +409,7 @@ dispatch_fill(s3_upload *u, s3_error *err)
 		p = realloc(u->etags, (size_t) cap * ETAG_LEN);
 		if (p == NULL)
 		{
-			s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key, "out of memory");
+			tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key, "out of memory");
 			return fail(u, &e, err);
 		}
 		u->etags = p;
@@ -437,7 +437,7 @@ dispatch_fill(s3_upload *u, s3_error *err)
 	s->query[0].value = s->num;
 	s->query[1].name = "uploadId";
 	s->query[1].value = u->upload_id;
-	s3_sha256_hex(s->buf, s->len, s->payload_hash);
+	tsnap_s3_sha256_hex(s->buf, s->len, s->payload_hash);
 	memset(&s->req, 0, sizeof(s->req));
 	s->req.operation = "UploadPart";
 	s->req.method = "PUT";
@@ -456,27 +456,27 @@ dispatch_fill(s3_upload *u, s3_error *err)
  * Start an upload to key.  Nothing is sent yet: a small object goes out
  * as one PutObject at finish.  Returns NULL with err filled on failure.
  */
-s3_upload *
-s3_upload_begin(s3_client *c, const char *key, const char *content_type,
-				s3_error *err)
+tsnap_s3_upload *
+tsnap_s3_upload_begin(tsnap_s3_client *c, const char *key, const char *content_type,
+				tsnap_s3_error *err)
 {
-	s3_upload  *u;
+	tsnap_s3_upload  *u;
 	int			i;
 
-	s3_error_clear(err);
+	tsnap_s3_error_clear(err);
 	if (key == NULL || key[0] == '\0' || strlen(key) > 1024)
 	{
-		s3_error_set(err, S3_ERR_INVALID, "upload", key,
+		tsnap_s3_error_set(err, S3_ERR_INVALID, "upload", key,
 					 "key must be 1 to 1024 bytes long");
 		return NULL;
 	}
-	u = calloc(1, sizeof(s3_upload));
+	u = calloc(1, sizeof(tsnap_s3_upload));
 	if (u == NULL)
 		goto oom;
 	u->c = c;
 	u->state = UP_OPEN;
 	u->next_part = 1;
-	u->last_drive_ms = s3_now_ms();
+	u->last_drive_ms = tsnap_s3_now_ms();
 	u->key = strdup(key);
 	u->content_type = strdup(content_type ? content_type : "application/octet-stream");
 	u->nslots = c->max_parts_in_flight;
@@ -490,14 +490,14 @@ s3_upload_begin(s3_client *c, const char *key, const char *content_type,
 	return u;
 
 oom:
-	s3_error_set(err, S3_ERR_INTERNAL, "upload", key, "out of memory");
-	s3_upload_free(u);
+	tsnap_s3_error_set(err, S3_ERR_INTERNAL, "upload", key, "out of memory");
+	tsnap_s3_upload_free(u);
 	return NULL;
 }
 
 /* Grow the fill buffer geometrically, never past the current part size. */
 static bool
-grow_fill(s3_upload *u, size_t need, size_t part_size)
+grow_fill(tsnap_s3_upload *u, size_t need, size_t part_size)
 {
 	size_t		cap = u->fill_cap ? u->fill_cap : FILL_MIN_CAP;
 	char	   *p;
@@ -520,23 +520,23 @@ grow_fill(s3_upload *u, size_t need, size_t part_size)
  * lets transfers progress.  Blocks only when every slot is busy.
  */
 bool
-s3_upload_write(s3_upload *u, const void *data, size_t len, s3_error *err)
+tsnap_s3_upload_write(tsnap_s3_upload *u, const void *data, size_t len, tsnap_s3_error *err)
 {
 	const char *p = data;
-	s3_error	e;
+	tsnap_s3_error	e;
 
 	if (u->state != UP_OPEN)
 		return state_error(u, err);
 	if (len > u->c->max_object_size || u->total > u->c->max_object_size - len)
 	{
-		s3_error_set(&e, S3_ERR_TOO_LARGE, "upload", u->key,
+		tsnap_s3_error_set(&e, S3_ERR_TOO_LARGE, "upload", u->key,
 					 "object exceeds the size limit of %llu bytes",
 					 (unsigned long long) u->c->max_object_size);
 		return fail(u, &e, err);
 	}
 	while (len > 0)
 	{
-		size_t		part_size = s3_part_size_for(u->c->part_size, u->next_part);
+		size_t		part_size = tsnap_s3_part_size_for(u->c->part_size, u->next_part);
 		size_t		n;
 
 		if (u->fill_len >= part_size)
@@ -550,7 +550,7 @@ s3_upload_write(s3_upload *u, const void *data, size_t len, s3_error *err)
 			n = len;
 		if (u->fill_len + n > u->fill_cap && !grow_fill(u, u->fill_len + n, part_size))
 		{
-			s3_error_set(&e, S3_ERR_INTERNAL, "upload", u->key, "out of memory");
+			tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "upload", u->key, "out of memory");
 			return fail(u, &e, err);
 		}
 		memcpy(u->fill + u->fill_len, p, n);
@@ -563,7 +563,7 @@ s3_upload_write(s3_upload *u, const void *data, size_t len, s3_error *err)
 	/* Keep transfers moving while the producer works, but cheaply. */
 	if (u->upload_id &&
 		(u->since_drive >= DRIVE_EVERY_BYTES ||
-		 s3_now_ms() - u->last_drive_ms >= DRIVE_EVERY_MS))
+		 tsnap_s3_now_ms() - u->last_drive_ms >= DRIVE_EVERY_MS))
 		return drive(u, err);
 	return true;
 }
@@ -574,9 +574,9 @@ s3_upload_write(s3_upload *u, const void *data, size_t len, s3_error *err)
  * RGW) asks HeadObject for it.  On failure the upload is aborted.
  */
 bool
-s3_upload_finish(s3_upload *u, s3_upload_result *result, s3_error *err)
+tsnap_s3_upload_finish(tsnap_s3_upload *u, tsnap_s3_upload_result *result, tsnap_s3_error *err)
 {
-	s3_error	e;
+	tsnap_s3_error	e;
 	const char **etags;
 	int			nparts;
 	int			i;
@@ -588,7 +588,7 @@ s3_upload_finish(s3_upload *u, s3_upload_result *result, s3_error *err)
 
 	if (u->upload_id == NULL)
 	{
-		ok = s3_put_object(u->c, u->key, u->fill, u->fill_len, u->content_type,
+		ok = tsnap_s3_put_object(u->c, u->key, u->fill, u->fill_len, u->content_type,
 						   result->etag, sizeof(result->etag), &e);
 		if (!ok)
 		{
@@ -614,13 +614,13 @@ s3_upload_finish(s3_upload *u, s3_upload_result *result, s3_error *err)
 	etags = malloc(sizeof(char *) * (nparts > 0 ? nparts : 1));
 	if (etags == NULL)
 	{
-		s3_error_set(&e, S3_ERR_INTERNAL, "CompleteMultipartUpload", u->key, "out of memory");
+		tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "CompleteMultipartUpload", u->key, "out of memory");
 		return fail(u, &e, err);
 	}
 	for (i = 0; i < nparts; i++)
 		etags[i] = u->etags[i];
 	free_buffers(u);
-	ok = s3_complete_multipart_upload(u->c, u->key, u->upload_id, etags, nparts,
+	ok = tsnap_s3_complete_multipart_upload(u->c, u->key, u->upload_id, etags, nparts,
 									  result->etag, sizeof(result->etag), &e);
 	free(etags);
 	if (!ok)
@@ -633,7 +633,7 @@ s3_upload_finish(s3_upload *u, s3_upload_result *result, s3_error *err)
 	result->bytes = u->total;
 	result->parts = nparts;
 	if (result->etag[0] == '\0' &&
-		!s3_head_object(u->c, u->key, NULL, result->etag, sizeof(result->etag), &e))
+		!tsnap_s3_head_object(u->c, u->key, NULL, result->etag, sizeof(result->etag), &e))
 	{
 		/* The object is complete; only its ETag is unknown. */
 		copy_error(err, &e);
@@ -648,11 +648,11 @@ s3_upload_finish(s3_upload *u, s3_upload_result *result, s3_error *err)
  * S3 refused or failed the abort.
  */
 bool
-s3_upload_abort(s3_upload *u, s3_error *err)
+tsnap_s3_upload_abort(tsnap_s3_upload *u, tsnap_s3_error *err)
 {
 	bool		ok;
 
-	s3_error_clear(err);
+	tsnap_s3_error_clear(err);
 	if (u->state != UP_OPEN)
 		return true;
 	u->state = UP_ABORTED;
@@ -662,7 +662,7 @@ s3_upload_abort(s3_upload *u, s3_error *err)
 
 /* Free everything; an upload still open is aborted first. */
 void
-s3_upload_free(s3_upload *u)
+tsnap_s3_upload_free(tsnap_s3_upload *u)
 {
 	int			i;
 
@@ -670,9 +670,9 @@ s3_upload_free(s3_upload *u)
 		return;
 	if (u->state == UP_OPEN && u->c)
 	{
-		s3_error	e;
+		tsnap_s3_error	e;
 
-		s3_upload_abort(u, &e);
+		tsnap_s3_upload_abort(u, &e);
 	}
 	for (i = 0; u->slots && i < u->nslots; i++)
 	{

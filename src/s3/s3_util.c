@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
- * s3_util.c
+ * tsnap_s3_util.c
  *	  Small helpers of the S3 client: a growable string buffer, the URI
  *	  encoding that SigV4 and S3 require, hex and SHA-256, clocks.
  *
- * s3_buf owns its malloc'd data.  Appends never fail loudly: an allocation
+ * tsnap_s3_buf owns its malloc'd data.  Appends never fail loudly: an allocation
  * failure sets buf->oom, later appends do nothing, and the caller checks
  * the flag once when the string is complete.
  *
@@ -21,7 +21,7 @@
 #include "s3_int.h"
 
 void
-s3_buf_init(s3_buf *buf)
+tsnap_s3_buf_init(tsnap_s3_buf *buf)
 {
 	buf->data = NULL;
 	buf->len = 0;
@@ -30,10 +30,10 @@ s3_buf_init(s3_buf *buf)
 }
 
 void
-s3_buf_free(s3_buf *buf)
+tsnap_s3_buf_free(tsnap_s3_buf *buf)
 {
 	free(buf->data);
-	s3_buf_init(buf);
+	tsnap_s3_buf_init(buf);
 }
 
 /*
@@ -41,25 +41,25 @@ s3_buf_free(s3_buf *buf)
  * allocation failure, having freed the partial string.
  */
 char *
-s3_buf_release(s3_buf *buf)
+tsnap_s3_buf_release(tsnap_s3_buf *buf)
 {
 	char	   *data;
 
 	if (buf->oom)
 	{
-		s3_buf_free(buf);
+		tsnap_s3_buf_free(buf);
 		return NULL;
 	}
-	if (buf->data == NULL && !s3_buf_reserve(buf, 0))
+	if (buf->data == NULL && !tsnap_s3_buf_reserve(buf, 0))
 		return NULL;
 	data = buf->data;
-	s3_buf_init(buf);
+	tsnap_s3_buf_init(buf);
 	return data;
 }
 
 /* Make room for "more" bytes plus the terminating NUL. */
 bool
-s3_buf_reserve(s3_buf *buf, size_t more)
+tsnap_s3_buf_reserve(tsnap_s3_buf *buf, size_t more)
 {
 	size_t		need;
 	size_t		newcap;
@@ -86,9 +86,9 @@ s3_buf_reserve(s3_buf *buf, size_t more)
 }
 
 void
-s3_buf_append(s3_buf *buf, const char *data, size_t len)
+tsnap_s3_buf_append(tsnap_s3_buf *buf, const char *data, size_t len)
 {
-	if (!s3_buf_reserve(buf, len))
+	if (!tsnap_s3_buf_reserve(buf, len))
 		return;
 	if (len > 0)
 		memcpy(buf->data + buf->len, data, len);
@@ -97,13 +97,13 @@ s3_buf_append(s3_buf *buf, const char *data, size_t len)
 }
 
 void
-s3_buf_puts(s3_buf *buf, const char *s)
+tsnap_s3_buf_puts(tsnap_s3_buf *buf, const char *s)
 {
-	s3_buf_append(buf, s, strlen(s));
+	tsnap_s3_buf_append(buf, s, strlen(s));
 }
 
 void
-s3_buf_printf(s3_buf *buf, const char *fmt,...)
+tsnap_s3_buf_printf(tsnap_s3_buf *buf, const char *fmt,...)
 {
 	va_list		ap;
 	int			n;
@@ -116,7 +116,7 @@ s3_buf_printf(s3_buf *buf, const char *fmt,...)
 		buf->oom = true;
 		return;
 	}
-	if (!s3_buf_reserve(buf, (size_t) n))
+	if (!tsnap_s3_buf_reserve(buf, (size_t) n))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf->data + buf->len, (size_t) n + 1, fmt, ap);
@@ -132,12 +132,12 @@ s3_buf_printf(s3_buf *buf, const char *fmt,...)
  * stay), because S3 keys are opaque byte strings.
  */
 void
-s3_uri_encode(s3_buf *buf, const char *s, size_t len, bool keep_slash)
+tsnap_s3_uri_encode(tsnap_s3_buf *buf, const char *s, size_t len, bool keep_slash)
 {
 	static const char hexdig[] = "0123456789ABCDEF";
 	size_t		i;
 
-	if (!s3_buf_reserve(buf, len * 3))
+	if (!tsnap_s3_buf_reserve(buf, len * 3))
 		return;
 	for (i = 0; i < len; i++)
 	{
@@ -159,7 +159,7 @@ s3_uri_encode(s3_buf *buf, const char *s, size_t len, bool keep_slash)
 
 /* Lower-case hex of len bytes; out needs 2 * len + 1 bytes. */
 void
-s3_hex(const unsigned char *bin, size_t len, char *out)
+tsnap_s3_hex(const unsigned char *bin, size_t len, char *out)
 {
 	static const char hexdig[] = "0123456789abcdef";
 	size_t		i;
@@ -173,7 +173,7 @@ s3_hex(const unsigned char *bin, size_t len, char *out)
 }
 
 void
-s3_sha256_hex(const void *data, size_t len, char out[65])
+tsnap_s3_sha256_hex(const void *data, size_t len, char out[65])
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
@@ -185,12 +185,12 @@ s3_sha256_hex(const void *data, size_t len, char out[65])
 		out[0] = '\0';
 		return;
 	}
-	s3_hex(md, 32, out);
+	tsnap_s3_hex(md, 32, out);
 }
 
 /* Copy with truncation; always NUL-terminates when size > 0. */
 void
-s3_strlcpy(char *dst, const char *src, size_t size)
+tsnap_s3_strlcpy(char *dst, const char *src, size_t size)
 {
 	size_t		n;
 
@@ -207,14 +207,14 @@ s3_strlcpy(char *dst, const char *src, size_t size)
 
 /* strdup that maps NULL to NULL. */
 char *
-s3_strdup(const char *s)
+tsnap_s3_strdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
 
 /* Monotonic milliseconds, for timeouts and backoff. */
 int64_t
-s3_now_ms(void)
+tsnap_s3_now_ms(void)
 {
 	struct timespec ts;
 
@@ -224,7 +224,7 @@ s3_now_ms(void)
 
 /* The x-amz-date form of t: 20150830T123600Z. */
 void
-s3_amz_date(time_t t, char out[17])
+tsnap_s3_amz_date(time_t t, char out[17])
 {
 	struct tm	tm;
 

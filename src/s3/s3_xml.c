@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * s3_xml.c
+ * tsnap_s3_xml.c
  *	  Parse the XML replies of S3 with libxml2: <Error>, the results of
  *	  CreateMultipartUpload and CompleteMultipartUpload, and the pages of
  *	  ListObjectsV2 and ListMultipartUploads.
@@ -75,7 +75,7 @@ copy_child_text(xmlNodePtr parent, const char *name, char *out, size_t outlen)
 {
 	char	   *s = child_text(parent, name);
 
-	s3_strlcpy(out, s ? s : "", outlen);
+	tsnap_s3_strlcpy(out, s ? s : "", outlen);
 	free(s);
 }
 
@@ -84,7 +84,7 @@ copy_child_text(xmlNodePtr parent, const char *name, char *out, size_t outlen)
  * true.  Returns false for anything else (empty, HTML, other XML).
  */
 bool
-s3_xml_error(const char *body, size_t len, char *code, size_t codelen,
+tsnap_s3_xml_error(const char *body, size_t len, char *code, size_t codelen,
 			 char *message, size_t msglen)
 {
 	xmlDocPtr	doc = parse(body, len);
@@ -106,7 +106,7 @@ s3_xml_error(const char *body, size_t len, char *code, size_t codelen,
 
 /* UploadId of an InitiateMultipartUploadResult; malloc'd, or NULL. */
 char *
-s3_xml_upload_id(const char *body, size_t len)
+tsnap_s3_xml_upload_id(const char *body, size_t len)
 {
 	xmlDocPtr	doc = parse(body, len);
 	xmlNodePtr	root;
@@ -133,7 +133,7 @@ s3_xml_upload_id(const char *body, size_t len)
  * (Ceph RGW leaves <ETag> empty).
  */
 bool
-s3_xml_complete(const char *body, size_t len, char *etag, size_t etaglen,
+tsnap_s3_xml_complete(const char *body, size_t len, char *etag, size_t etaglen,
 				bool *is_error)
 {
 	xmlDocPtr	doc = parse(body, len);
@@ -176,8 +176,8 @@ text_is_true(xmlNodePtr parent, const char *name)
  * reply is not a ListBucketResult.
  */
 int
-s3_xml_list_objects(const char *body, size_t len, s3_object_cb cb, void *arg,
-					s3_xml_list *list)
+tsnap_s3_xml_list_objects(const char *body, size_t len, tsnap_s3_object_cb cb, void *arg,
+					tsnap_s3_xml_list *list)
 {
 	xmlDocPtr	doc = parse(body, len);
 	xmlNodePtr	root;
@@ -197,7 +197,7 @@ s3_xml_list_objects(const char *body, size_t len, s3_object_cb cb, void *arg,
 	list->next_token = child_text(root, "NextContinuationToken");
 	for (n = root->children; n && rc == 0; n = n->next)
 	{
-		s3_object_info info;
+		tsnap_s3_object_info info;
 		char	   *key,
 				   *size,
 				   *etag;
@@ -228,11 +228,11 @@ s3_xml_list_objects(const char *body, size_t len, s3_object_cb cb, void *arg,
 
 /*
  * One ListMultipartUploads page: cb for each <Upload>.  Same return
- * convention as s3_xml_list_objects.
+ * convention as tsnap_s3_xml_list_objects.
  */
 int
-s3_xml_list_uploads(const char *body, size_t len, s3_upload_cb cb, void *arg,
-					s3_xml_list *list)
+tsnap_s3_xml_list_uploads(const char *body, size_t len, tsnap_s3_upload_cb cb, void *arg,
+					tsnap_s3_xml_list *list)
 {
 	xmlDocPtr	doc = parse(body, len);
 	xmlNodePtr	root;
@@ -253,7 +253,7 @@ s3_xml_list_uploads(const char *body, size_t len, s3_upload_cb cb, void *arg,
 	list->next_upload_id = child_text(root, "NextUploadIdMarker");
 	for (n = root->children; n && rc == 0; n = n->next)
 	{
-		s3_upload_info info;
+		tsnap_s3_upload_info info;
 		char	   *key,
 				   *id;
 
@@ -279,7 +279,7 @@ s3_xml_list_uploads(const char *body, size_t len, s3_upload_cb cb, void *arg,
 }
 
 void
-s3_xml_list_free(s3_xml_list *list)
+tsnap_s3_xml_list_free(tsnap_s3_xml_list *list)
 {
 	free(list->next_token);
 	free(list->next_upload_id);
