@@ -16,7 +16,15 @@ OBJS = \
 	src/shards.o \
 	src/bump.o \
 	src/version.o \
-	src/tracking.o
+	src/tracking.o \
+	src/s3/s3_client.o \
+	src/s3/s3_error.o \
+	src/s3/s3_ops.o \
+	src/s3/s3_request.o \
+	src/s3/s3_sigv4.o \
+	src/s3/s3_upload.o \
+	src/s3/s3_util.o \
+	src/s3/s3_xml.o
 PGFILEDESC = "tsnap - version-keyed CSV snapshots of tables in S3"
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)

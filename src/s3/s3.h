@@ -119,17 +119,17 @@ typedef int (*tsnap_s3_data_cb) (const char *data, size_t len, void *arg);
 typedef int (*tsnap_s3_object_cb) (const tsnap_s3_object_info *obj, void *arg);
 typedef int (*tsnap_s3_upload_cb) (const tsnap_s3_upload_info *upload, void *arg);
 
-/* tsnap_s3_client.c */
+/* s3_client.c */
 extern bool tsnap_s3_global_init(tsnap_s3_error *err);
 extern tsnap_s3_client *tsnap_s3_client_new(const tsnap_s3_config *config, tsnap_s3_error *err);
 extern void tsnap_s3_client_free(tsnap_s3_client *client);
 
-/* tsnap_s3_error.c */
+/* s3_error.c */
 extern void tsnap_s3_error_clear(tsnap_s3_error *err);
 extern size_t tsnap_s3_error_format(const tsnap_s3_error *err, char *buf, size_t buflen);
 extern bool tsnap_s3_error_is_not_found(const tsnap_s3_error *err);
 
-/* tsnap_s3_ops.c: single requests, each retried on its own */
+/* s3_ops.c: single requests, each retried on its own */
 extern bool tsnap_s3_put_object(tsnap_s3_client *client, const char *key,
 						  const void *data, size_t len,
 						  const char *content_type,
@@ -165,7 +165,7 @@ extern char *tsnap_s3_presign_url(tsnap_s3_client *client, const char *method,
 							const char *key, long expires_seconds,
 							tsnap_s3_error *err);
 
-/* tsnap_s3_upload.c: the streaming multipart uploader */
+/* s3_upload.c: the streaming multipart uploader */
 typedef struct tsnap_s3_upload_result
 {
 	char		etag[128];		/* as S3 reports it, quotes included */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_client.c
+ * s3_client.c
  *	  The client handle: validated copy of the configuration, the curl
  *	  multi handle that owns the connection cache, the easy handle reused by
  *	  one-at-a-time requests, and the waits (backoff, interrupt checks).

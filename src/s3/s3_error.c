@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_error.c
+ * s3_error.c
  *	  Fill and format tsnap_s3_error, the failure report of every S3 call.
  *
  * The formatted message is one line in PostgreSQL's style, for example

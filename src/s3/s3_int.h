@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_int.h
+ * s3_int.h
  *	  Declarations shared by the files of the S3 client, not part of its
  *	  public interface (see s3.h for that).
  *
@@ -22,7 +22,7 @@
 
 #include "s3.h"
 
-/* tsnap_s3_util.c: growable strings, encodings, hashes, clocks */
+/* s3_util.c: growable strings, encodings, hashes, clocks */
 typedef struct tsnap_s3_buf
 {
 	char	   *data;			/* always NUL-terminated when non-NULL */
@@ -54,7 +54,7 @@ extern char *tsnap_s3_strdup(const char *s);
 extern int64_t tsnap_s3_now_ms(void);
 extern void tsnap_s3_amz_date(time_t t, char out[17]);
 
-/* tsnap_s3_sigv4.c: AWS Signature Version 4 */
+/* s3_sigv4.c: AWS Signature Version 4 */
 typedef struct tsnap_s3_sigv4_input
 {
 	const char *method;
@@ -86,7 +86,7 @@ extern void tsnap_s3_canonical_query(tsnap_s3_buf *buf, const tsnap_s3_kv *query
 extern char *tsnap_s3_sigv4_presign(const tsnap_s3_sigv4_input *in, const char *url_base,
 							  long expires_seconds, const char *session_token);
 
-/* tsnap_s3_xml.c: S3 replies */
+/* s3_xml.c: S3 replies */
 typedef struct tsnap_s3_xml_list
 {
 	bool		truncated;
@@ -106,7 +106,7 @@ extern int	tsnap_s3_xml_list_uploads(const char *body, size_t len, tsnap_s3_uplo
 								void *arg, tsnap_s3_xml_list *list);
 extern void tsnap_s3_xml_list_free(tsnap_s3_xml_list *list);
 
-/* tsnap_s3_client.c: the client handle */
+/* s3_client.c: the client handle */
 struct tsnap_s3_client
 {
 	char	   *endpoint;		/* scheme://host[:port], no trailing slash */
@@ -138,7 +138,7 @@ extern bool tsnap_s3_interrupted(tsnap_s3_client *client);
 extern long tsnap_s3_backoff_ms(tsnap_s3_client *client, int attempt);
 extern bool tsnap_s3_sleep_ms(tsnap_s3_client *client, long ms, bool interruptible);
 
-/* tsnap_s3_request.c: one HTTP exchange, and the retry loop around it */
+/* s3_request.c: one HTTP exchange, and the retry loop around it */
 typedef struct tsnap_s3_request
 {
 	const char *operation;		/* for errors: "PutObject" */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_ops.c
+ * s3_ops.c
  *	  The S3 operations tsnap uses, one blocking call each: PutObject,
  *	  HeadObject, GetObject (streamed to a callback), DeleteObject,
  *	  ListObjectsV2 and ListMultipartUploads (all pages), the four multipart

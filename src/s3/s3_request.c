@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_request.c
+ * s3_request.c
  *	  One S3 HTTP exchange with libcurl (URL, signature, headers, body,
  *	  reply capture), the classification of its outcome (done, retry,
  *	  fail), and the blocking retry loop used by single requests.

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_sigv4.c
+ * s3_sigv4.c
  *	  AWS Signature Version 4 with OpenSSL: canonical request, string to
  *	  sign, signature, Authorization header, and presigned URLs.
  *

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_upload.c
+ * s3_upload.c
  *	  The streaming uploader: the producer writes bytes as it makes them;
  *	  the uploader cuts them into parts and keeps up to max_parts_in_flight
  *	  parts uploading at once on its own curl multi handle, in the

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_util.c
+ * s3_util.c
  *	  Small helpers of the S3 client: a growable string buffer, the URI
  *	  encoding that SigV4 and S3 require, hex and SHA-256, clocks.
  *

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * tsnap_s3_xml.c
+ * s3_xml.c
  *	  Parse the XML replies of S3 with libxml2: <Error>, the results of
  *	  CreateMultipartUpload and CompleteMultipartUpload, and the pages of
  *	  ListObjectsV2 and ListMultipartUploads.
