@@ -117,7 +117,7 @@ CREATE TABLE events_2026_a PARTITION OF events_2026 FOR VALUES IN ('a');
 CREATE TABLE events_2027 (id int, at date, what text);
 ALTER TABLE events ATTACH PARTITION events_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
 SELECT tgrelid::regclass AS rel, tgenabled FROM pg_trigger
-	WHERE tgname = 'tsnap_tracking' AND tgrelid::regclass::text LIKE 'events%' ORDER BY 1::text;
+	WHERE tgname = 'tsnap_tracking' AND tgrelid::regclass::text LIKE 'events%' ORDER BY tgrelid::regclass::text;
 SELECT tsnap_version('events');
 INSERT INTO events VALUES (1, '2025-05-01', 'x');
 SELECT tsnap_version('events');
@@ -138,7 +138,7 @@ SELECT tsnap_version('events'), tsnap_version('events_2026_a');
 -- untracking the parent keeps the triggers the partition still needs
 SELECT tsnap_untrack('events');
 SELECT tgrelid::regclass AS rel FROM pg_trigger
-	WHERE tgname = 'tsnap_tracking' AND tgrelid::regclass::text LIKE 'events%' ORDER BY 1::text;
+	WHERE tgname = 'tsnap_tracking' AND tgrelid::regclass::text LIKE 'events%' ORDER BY tgrelid::regclass::text;
 INSERT INTO events VALUES (5, '2026-08-01', 'a');
 SELECT tsnap_version('events_2026_a');
 SELECT tsnap_untrack('events_2026_a');

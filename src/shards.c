@@ -10,9 +10,10 @@
  * a pgbench single-row UPDATE.
  *
  * An increment commutes with every other increment, so it is always applied
- * to the latest committed version of the row, whatever the isolation level:
- * if another backend mapped to the same shard updated the row first,
- * heap_update waits for it and we retry on its new version.  A REPEATABLE
+ * to the latest committed version of the row, whatever the isolation level,
+ * and any shard row will do: a row locked by another writer (possibly a
+ * prepared transaction, which may hold it for hours) is skipped for the next
+ * one, and a row another writer updated first is re-read.  A REPEATABLE
  * READ writer therefore never fails with a serialization error because of a
  * shard row, and the sum stays exact, since any snapshot that sees our
  * commit also sees the earlier one we built on.
@@ -45,17 +46,14 @@
 #define Anum_shard_bumps	3
 
 /*
- * Add n to the bumps of row (tbl, shard) of tsnap.version_shards, whose
- * relation and primary key index are shards_relid and pkey_relid.  Returns
- * false, changing nothing, when the row does not exist.
+ * One attempt to add n to row (tbl, shard).  With wait = false, a row locked
+ * by another transaction in progress (or prepared) is left alone.
  */
-bool
-tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl, int16 shard, int64 n)
+static TM_Result
+try_shard_add(Relation rel, Relation idx, Oid tbl, int16 shard, int64 n,
+			  bool wait)
 {
-	Relation	rel = table_open(shards_relid, RowExclusiveLock);
-	Relation	idx = index_open(pkey_relid, RowExclusiveLock);
 	TupleDesc	desc = RelationGetDescr(rel);
-	bool		done = false;
 
 	for (;;)
 	{
@@ -82,12 +80,13 @@ tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl, int16 shard, int64 n)
 					F_OIDEQ, ObjectIdGetDatum(tbl));
 		ScanKeyInit(&key[1], Anum_shard_shard, BTEqualStrategyNumber,
 					F_INT2EQ, Int16GetDatum(shard));
-		scan = systable_beginscan(rel, pkey_relid, true, SnapshotSelf, 2, key);
+		scan = systable_beginscan(rel, RelationGetRelid(idx), true,
+								  SnapshotSelf, 2, key);
 		oldtup = systable_getnext(scan);
 		if (!HeapTupleIsValid(oldtup))
 		{
 			systable_endscan(scan);
-			break;
+			return TM_Deleted;
 		}
 
 		bumps = DatumGetInt64(heap_getattr(oldtup, Anum_shard_bumps, desc, &isnull));
@@ -98,32 +97,61 @@ tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl, int16 shard, int64 n)
 		systable_endscan(scan);
 
 		result = heap_update(rel, &otid, newtup, GetCurrentCommandId(true),
-							 InvalidSnapshot, true, &tmfd, &lockmode);
-		if (result == TM_Ok)
+							 InvalidSnapshot, wait, &tmfd, &lockmode);
+		if (result == TM_Ok && !HeapTupleIsHeapOnly(newtup))
 		{
-			if (!HeapTupleIsHeapOnly(newtup))
-			{
-				Datum		keyvals[2];
-				bool		keynulls[2] = {false, false};
+			Datum		keyvals[2];
+			bool		keynulls[2] = {false, false};
 
-				keyvals[0] = ObjectIdGetDatum(tbl);
-				keyvals[1] = Int16GetDatum(shard);
-				index_insert(idx, keyvals, keynulls, &newtup->t_self, rel,
-							 UNIQUE_CHECK_YES, false, BuildIndexInfo(idx));
-			}
-			done = true;
-			break;
+			keyvals[0] = ObjectIdGetDatum(tbl);
+			keyvals[1] = Int16GetDatum(shard);
+			index_insert(idx, keyvals, keynulls, &newtup->t_self, rel,
+						 UNIQUE_CHECK_YES, false, BuildIndexInfo(idx));
 		}
-		if (result != TM_Updated && result != TM_Deleted)
-			elog(ERROR, "unexpected result %d updating tsnap version shard",
-				 (int) result);
-
-		/* a concurrent bump (or untrack) committed first: read it again */
 		heap_freetuple(newtup);
+		if (result != TM_Updated)
+			return result;
+
+		/* a concurrent bump committed first: add to its version */
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * Add n to table tbl's version, in the shard row home_shard if it is free,
+ * else in the next free one: a row stays locked until its writer commits,
+ * and a prepared transaction may hold one indefinitely.  Only when every
+ * shard is locked do we wait, on the home shard.  shards_relid and
+ * pkey_relid are tsnap.version_shards and its primary key.  Returns false,
+ * changing nothing, when the table has no shard rows.
+ */
+bool
+tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl, int16 home_shard,
+				int64 n)
+{
+	Relation	rel = table_open(shards_relid, RowExclusiveLock);
+	Relation	idx = index_open(pkey_relid, RowExclusiveLock);
+	TM_Result	result = TM_Deleted;
+	int			i;
+
+	for (i = 0; i < TSNAP_VERSION_SHARDS; i++)
+	{
+		int16		shard = (home_shard + i) % TSNAP_VERSION_SHARDS;
+
+		result = try_shard_add(rel, idx, tbl, shard, n, false);
+		if (result == TM_Ok || result == TM_Deleted)
+			break;
+		if (result != TM_BeingModified)
+			elog(ERROR, "unexpected result %d updating tsnap version shard",
+				 (int) result);
+	}
+	if (result == TM_BeingModified)
+		result = try_shard_add(rel, idx, tbl, home_shard, n, true);
+	if (result != TM_Ok && result != TM_Deleted)
+		elog(ERROR, "unexpected result %d updating tsnap version shard",
+			 (int) result);
 
 	index_close(idx, NoLock);
 	table_close(rel, NoLock);
-	return done;
+	return result == TM_Ok;
 }

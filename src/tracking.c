@@ -29,6 +29,7 @@
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_depend.h"
@@ -41,6 +42,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -165,14 +167,15 @@ run_ddl(const char *fmt, const char *target)
 }
 
 /*
- * Make one of tsnap's triggers present on relid and enabled as it should be:
- * the statement-level one ALWAYS, the row-level one for REPLICA sessions.
- * from_user_ddl says a user's DDL just ran: a trigger the user disabled is
- * then an error, not something to quietly undo; any other state is quietly
- * set back.
+ * Make one of tsnap's triggers enabled as it should be (the statement-level
+ * one ALWAYS, the row-level one for REPLICA sessions) and, if create_missing,
+ * present.  from_user_ddl says a user's DDL just ran: a trigger the user
+ * disabled is then an error, not something to quietly undo; any other state
+ * is quietly set back.
  */
 static void
-ensure_trigger(Oid relid, Oid tracked_relid, bool row, bool from_user_ddl)
+ensure_trigger(Oid relid, Oid tracked_relid, bool row, bool from_user_ddl,
+			   bool create_missing)
 {
 	const char *trigname = row ? TSNAP_ROW_TRIGGER_NAME : TSNAP_TRIGGER_NAME;
 	char		wanted = row ? TRIGGER_FIRES_ON_REPLICA : TRIGGER_FIRES_ALWAYS;
@@ -182,12 +185,16 @@ ensure_trigger(Oid relid, Oid tracked_relid, bool row, bool from_user_ddl)
 
 	initStringInfo(&sql);
 	if (!OidIsValid(find_tracking_trigger(relid, row, &tgenabled)))
+	{
+		if (!create_missing)
+			return;
 		appendStringInfo(&sql, "CREATE TRIGGER %s %s ON %s FOR EACH %s "
 						 "EXECUTE FUNCTION tsnap.tracking_trigger()",
 						 trigname,
 						 row ? "AFTER INSERT OR UPDATE OR DELETE"
 						 : "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE",
 						 name, row ? "ROW" : "STATEMENT");
+	}
 	else if (tgenabled == wanted)
 		return;
 	else if (from_user_ddl && tgenabled == TRIGGER_DISABLED)
@@ -217,7 +224,7 @@ ensure_trigger(Oid relid, Oid tracked_relid, bool row, bool from_user_ddl)
  * catalog owner.
  */
 static void
-ensure_triggers(Oid tracked_relid, bool from_user_ddl)
+ensure_triggers(Oid tracked_relid, bool from_user_ddl, bool create_missing)
 {
 	List	   *relatives = tsnap_relatives(tracked_relid);
 	ListCell   *lc;
@@ -235,9 +242,11 @@ ensure_triggers(Oid tracked_relid, bool from_user_ddl)
 
 			if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 				continue;		/* gone, or a foreign table partition */
-			ensure_trigger(relid, tracked_relid, false, from_user_ddl);
+			ensure_trigger(relid, tracked_relid, false, from_user_ddl,
+						   create_missing);
 			if (relkind == RELKIND_RELATION)
-				ensure_trigger(relid, tracked_relid, true, from_user_ddl);
+				ensure_trigger(relid, tracked_relid, true, from_user_ddl,
+							   create_missing);
 		}
 		SPI_finish();
 	}
@@ -350,11 +359,49 @@ tsnap_track(PG_FUNCTION_ARGS)
 	exec_catalog("INSERT INTO tsnap.version_shards (tbl, shard, bumps) "
 				 "SELECT $1, g, 0 FROM pg_catalog.generate_series(0, "
 				 CppAsString2(TSNAP_VERSION_SHARDS) " - 1) g", relid);
-	ensure_triggers(relid, false);
+	ensure_triggers(relid, false, true);
 	tsnap_targets_invalidate_family(relid);
 
 	tsnap_catalog_leave(&saved);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Drop tsnap's triggers from those of rels that no tracked table needs any
+ * more.  Must run as the catalog owner.
+ */
+static void
+drop_unneeded_triggers(List *rels)
+{
+	ListCell   *lc;
+	char		tgenabled;
+
+	tsnap_set_untracking(true);
+	PG_TRY();
+	{
+		SPI_connect();
+		foreach(lc, rels)
+		{
+			Oid			other = lfirst_oid(lc);
+
+			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(other)))
+				continue;
+			if (tsnap_tracked_among(tsnap_relatives(other)) != NIL)
+				continue;		/* still needed by a tracked table */
+			if (OidIsValid(find_tracking_trigger(other, false, &tgenabled)))
+				run_ddl("DROP TRIGGER " TSNAP_TRIGGER_NAME " ON %s",
+						qualified_name(other));
+			if (OidIsValid(find_tracking_trigger(other, true, &tgenabled)))
+				run_ddl("DROP TRIGGER " TSNAP_ROW_TRIGGER_NAME " ON %s",
+						qualified_name(other));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		tsnap_set_untracking(false);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -369,9 +416,6 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	TsnapCatalogUser saved;
-	List	   *relatives;
-	ListCell   *lc;
-	char		tgenabled;
 
 	/* keep the lock; DROP TRIGGER below refuses a relation we hold open */
 	table_close(open_owned_relation(relid), NoLock);
@@ -393,42 +437,110 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 	tsnap_targets_invalidate_family(relid);
 
-	relatives = tsnap_relatives(relid);
-	tsnap_set_untracking(true);
-	PG_TRY();
-	{
-		SPI_connect();
-		foreach(lc, relatives)
-		{
-			Oid			other = lfirst_oid(lc);
-
-			if (tsnap_tracked_among(tsnap_relatives(other)) != NIL)
-				continue;		/* still needed by another tracked table */
-			if (OidIsValid(find_tracking_trigger(other, false, &tgenabled)))
-				run_ddl("DROP TRIGGER " TSNAP_TRIGGER_NAME " ON %s",
-						qualified_name(other));
-			if (OidIsValid(find_tracking_trigger(other, true, &tgenabled)))
-				run_ddl("DROP TRIGGER " TSNAP_ROW_TRIGGER_NAME " ON %s",
-						qualified_name(other));
-		}
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		tsnap_set_untracking(false);
-	}
-	PG_END_TRY();
+	drop_unneeded_triggers(tsnap_relatives(relid));
 
 	tsnap_catalog_leave(&saved);
 	PG_RETURN_VOID();
 }
 
 /*
+ * What a user's CREATE TABLE or ALTER TABLE means for tracking.  Only a
+ * table that joins a family (a new partition or child, ATTACH PARTITION,
+ * INHERIT) gets missing triggers created: pg_restore re-creates the dumped
+ * triggers itself, after ALTER TABLE ... ENABLE TRIGGER commands that must
+ * then not have created them first.
+ */
+typedef enum DdlEffect
+{
+	DDL_OTHER,					/* nothing to do */
+	DDL_JOINS,					/* relations joined a family: create triggers */
+	DDL_DETACHES,				/* relations left a family: drop unneeded ones */
+	DDL_TRIGGERS				/* triggers enabled or disabled: check them */
+} DdlEffect;
+
+static DdlEffect
+ddl_effect(Node *parsetree)
+{
+	ListCell   *lc;
+	DdlEffect	effect = DDL_OTHER;
+
+	if (IsA(parsetree, CreateStmt))
+	{
+		CreateStmt *stmt = (CreateStmt *) parsetree;
+
+		return (stmt->inhRelations != NIL || stmt->partbound != NULL)
+			? DDL_JOINS : DDL_OTHER;
+	}
+	if (!IsA(parsetree, AlterTableStmt))
+		return DDL_OTHER;
+
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+
+		switch (cmd->subtype)
+		{
+			case AT_AttachPartition:
+			case AT_AddInherit:
+				return DDL_JOINS;
+			case AT_DetachPartition:
+			case AT_DetachPartitionFinalize:
+			case AT_DropInherit:
+				effect = DDL_DETACHES;
+				break;
+			case AT_EnableTrig:
+			case AT_EnableAlwaysTrig:
+			case AT_EnableReplicaTrig:
+			case AT_EnableTrigAll:
+			case AT_EnableTrigUser:
+			case AT_DisableTrig:
+			case AT_DisableTrigAll:
+			case AT_DisableTrigUser:
+				if (effect == DDL_OTHER)
+					effect = DDL_TRIGGERS;
+				break;
+			default:
+				break;
+		}
+	}
+	return effect;
+}
+
+/*
+ * The relations whose triggers an ALTER TABLE that detached something may
+ * have made unneeded: the altered table's family as it is now, and the
+ * detached partition's (DETACH PARTITION names it; NO INHERIT detaches the
+ * altered table itself).
+ */
+static List *
+detached_relations(Node *parsetree, Oid altered)
+{
+	List	   *result = tsnap_relatives(altered);
+	ListCell   *lc;
+
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		Oid			relid = InvalidOid;
+
+		if (cmd->subtype == AT_DetachPartition ||
+			cmd->subtype == AT_DetachPartitionFinalize)
+			relid = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+									 NoLock, true);
+		else if (cmd->subtype == AT_DropInherit)
+			relid = altered;
+		if (OidIsValid(relid))
+			result = list_concat_unique_oid(result, tsnap_relatives(relid));
+	}
+	return result;
+}
+
+/*
  * Event trigger on ddl_command_end for CREATE TABLE, ALTER TABLE and CREATE
  * TRIGGER: a partition or child created or attached under a tracked table
- * gets its trigger; a tracking trigger (ours, or re-created by pg_restore) is
- * tied to the extension; a tracking trigger disabled by ALTER TABLE is
- * refused.
+ * gets its triggers, a detached one loses those it no longer needs, a
+ * tracking trigger (ours, or re-created by pg_restore) is tied to the
+ * extension, and a tracking trigger disabled by ALTER TABLE is refused.
  */
 Datum
 tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
@@ -479,17 +591,26 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 		tie_trigger_to_extension(lfirst_oid(lc));
 
 	/* our own CREATE TRIGGER and ALTER TABLE need no further checks */
-	if (!ensuring)
+	if (!ensuring && relids != NIL)
 	{
-		foreach(lc, relids)
-		{
-			Oid			relid = lfirst_oid(lc);
-			ListCell   *lc2;
+		DdlEffect	effect = ddl_effect(((EventTriggerData *) fcinfo->context)->parsetree);
 
-			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-				continue;
-			foreach(lc2, tsnap_tracked_among(tsnap_relatives(relid)))
-				ensure_triggers(lfirst_oid(lc2), true);
+		if (effect == DDL_DETACHES)
+			drop_unneeded_triggers(detached_relations(((EventTriggerData *) fcinfo->context)->parsetree,
+													  linitial_oid(relids)));
+		else if (effect != DDL_OTHER)
+		{
+			foreach(lc, relids)
+			{
+				Oid			relid = lfirst_oid(lc);
+				ListCell   *lc2;
+
+				if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+					continue;
+				foreach(lc2, tsnap_tracked_among(tsnap_relatives(relid)))
+					ensure_triggers(lfirst_oid(lc2), true,
+									effect == DDL_JOINS);
+			}
 		}
 	}
 
