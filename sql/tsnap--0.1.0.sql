@@ -97,7 +97,7 @@ LANGUAGE C;
 REVOKE ALL ON FUNCTION tsnap.on_sql_drop() FROM PUBLIC;
 
 CREATE EVENT TRIGGER tsnap_ddl_command_end ON ddl_command_end
-	WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'ALTER TABLE', 'CREATE TRIGGER')
+	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER')
 	EXECUTE FUNCTION tsnap.on_ddl_command_end();
 
 CREATE EVENT TRIGGER tsnap_sql_drop ON sql_drop

@@ -593,10 +593,11 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 	/* our own CREATE TRIGGER and ALTER TABLE need no further checks */
 	if (!ensuring && relids != NIL)
 	{
-		DdlEffect	effect = ddl_effect(((EventTriggerData *) fcinfo->context)->parsetree);
+		Node	   *parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
+		DdlEffect	effect = ddl_effect(parsetree);
 
 		if (effect == DDL_DETACHES)
-			drop_unneeded_triggers(detached_relations(((EventTriggerData *) fcinfo->context)->parsetree,
+			drop_unneeded_triggers(detached_relations(parsetree,
 													  linitial_oid(relids)));
 		else if (effect != DDL_OTHER)
 		{
