@@ -17,6 +17,15 @@ OBJS = \
 	src/bump.o \
 	src/version.o \
 	src/tracking.o \
+	src/s3_adapter.o \
+	src/csv_encoder.o \
+	src/snapshot_key.o \
+	src/snapshot_catalog.o \
+	src/retention.o \
+	src/request_queue.o \
+	src/worker.o \
+	src/scan.o \
+	src/snapshot.o \
 	src/s3/s3_client.o \
 	src/s3/s3_error.o \
 	src/s3/s3_ops.o \

@@ -102,3 +102,58 @@ CREATE EVENT TRIGGER tsnap_ddl_command_end ON ddl_command_end
 
 CREATE EVENT TRIGGER tsnap_sql_drop ON sql_drop
 	EXECUTE FUNCTION tsnap.on_sql_drop();
+
+/*
+ * Snapshots.  One row per object tsnap uploaded and still keeps.  The key is
+ * unique forever (it carries a random nonce); (tbl, rows_version,
+ * fingerprint) identifies the content, so a hit is one index probe.
+ *
+ * This table is deliberately not dumped: after pg_restore into another
+ * cluster, versions start over from what the restore wrote, and an old row
+ * could name an object whose rows differ from the restored table.  Keys also
+ * carry the cluster's system identifier, so the new cluster never writes
+ * under the old one's names.
+ */
+CREATE TABLE tsnap.snapshots (
+	key			text PRIMARY KEY,
+	tbl			regclass NOT NULL,
+	tracking_id	uuid NOT NULL,
+	rows_version int8 NOT NULL,
+	fingerprint	text NOT NULL,
+	rows		int8 NOT NULL,
+	bytes		int8 NOT NULL,
+	etag		text NOT NULL,
+	parts		int4 NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	UNIQUE (tbl, rows_version, fingerprint)
+);
+
+/*
+ * Objects to delete from the bucket: snapshots past tsnap.keep_versions, and
+ * those of dropped or untracked tables.  A row leaves only once S3 confirmed
+ * the delete, so a failed delete is retried by the next worker, never lost.
+ */
+CREATE TABLE tsnap.pending_deletes (
+	key			text PRIMARY KEY,
+	queued_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	attempts	int4 NOT NULL DEFAULT 0,
+	last_error	text
+);
+
+REVOKE ALL ON tsnap.snapshots, tsnap.pending_deletes FROM PUBLIC;
+
+CREATE FUNCTION tsnap_snapshot(tbl regclass)
+RETURNS text
+AS 'MODULE_PATHNAME', 'tsnap_snapshot'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION tsnap_snapshot(regclass) IS
+'object key of a CSV snapshot of the table at its current rows_version; built and uploaded by a background worker on a miss';
+
+CREATE FUNCTION tsnap_snapshot_info(tbl regclass,
+	OUT key text, OUT rows_version bigint, OUT rows bigint, OUT bytes bigint,
+	OUT etag text, OUT hit boolean, OUT created_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'tsnap_snapshot_info'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION tsnap_snapshot_info(regclass) IS
+'like tsnap_snapshot, but returns the manifest: key, rows_version, row count, bytes, ETag, whether it was a cache hit, and when the object was created';

@@ -10,9 +10,18 @@
  * so that SHOW, pg_settings and current_setting() never reveal them to other
  * users.  Nothing in tsnap ever prints their values.
  *
+ * tsnap.max_workers sizes shared memory, so it is PGC_POSTMASTER.  The key
+ * prefix and retention are PGC_SIGHUP: they must be the same for every
+ * session, or one session's snapshots would be invisible to, or deleted by,
+ * another's.  max_snapshot_size and verify_hits are per-call limits that a
+ * superuser may tighten per session (PGC_SUSET); the caller's value travels
+ * with its request to the worker.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <limits.h>
 
 #include "utils/guc.h"
 
@@ -32,12 +41,58 @@ int			tsnap_s3_request_timeout = 300000;
 int			tsnap_s3_max_attempts = 5;
 int			tsnap_part_size = 8;
 int			tsnap_max_parts_in_flight = 4;
+int			tsnap_max_workers = 2;
+char	   *tsnap_key_prefix = NULL;
+int			tsnap_max_snapshot_size = 0;
+int			tsnap_keep_versions = 2;
+bool		tsnap_verify_hits = false;
 
 static const struct config_enum_entry url_style_options[] = {
 	{"path", TSNAP_URL_STYLE_PATH, false},
 	{"virtual", TSNAP_URL_STYLE_VIRTUAL, false},
 	{NULL, 0, false}
 };
+
+/*
+ * The prefix becomes the first segments of every key, so it must be a plain
+ * relative path: no empty, "." or ".." segment, and no leading or trailing
+ * slash.
+ */
+static bool
+check_key_prefix(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+	const char *seg = p;
+
+	if (*p == '\0')
+	{
+		GUC_check_errdetail("The prefix must not be empty.");
+		return false;
+	}
+	for (;; p++)
+	{
+		if (*p == '/' || *p == '\0')
+		{
+			size_t		len = p - seg;
+
+			if (len == 0 || (len == 1 && seg[0] == '.') ||
+				(len == 2 && seg[0] == '.' && seg[1] == '.'))
+			{
+				GUC_check_errdetail("The prefix must be a relative path without empty, \".\" or \"..\" segments.");
+				return false;
+			}
+			if (*p == '\0')
+				break;
+			seg = p + 1;
+		}
+		else if ((unsigned char) *p < 0x20 || *p == 0x7f)
+		{
+			GUC_check_errdetail("The prefix must not contain control characters.");
+			return false;
+		}
+	}
+	return true;
+}
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_AUTO_FILE)
 
@@ -99,4 +154,26 @@ tsnap_define_settings(void)
 							"Parts of one multipart upload sent concurrently.",
 							NULL, &tsnap_max_parts_in_flight, 4, 1, 64,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.max_workers",
+							"Background workers that may build snapshots at once.",
+							"Further requests wait in a queue.",
+							&tsnap_max_workers, 2, 1, 64,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("tsnap.key_prefix",
+							   "Prefix of every object key tsnap writes.",
+							   NULL, &tsnap_key_prefix, "table-snapshots",
+							   PGC_SIGHUP, 0, check_key_prefix, NULL, NULL);
+	DefineCustomIntVariable("tsnap.max_snapshot_size",
+							"Largest CSV object a snapshot may produce; 0 means no limit.",
+							NULL, &tsnap_max_snapshot_size, 0, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.keep_versions",
+							"Snapshots kept per table; older ones are deleted from the bucket.",
+							NULL, &tsnap_keep_versions, 2, 1, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("tsnap.verify_hits",
+							 "Check with a HEAD request that a cached snapshot still exists before returning its key.",
+							 "For buckets whose objects may be removed outside tsnap, such as by lifecycle rules.",
+							 &tsnap_verify_hits, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 }

@@ -27,5 +27,10 @@ extern int	tsnap_s3_request_timeout;
 extern int	tsnap_s3_max_attempts;
 extern int	tsnap_part_size;
 extern int	tsnap_max_parts_in_flight;
+extern int	tsnap_max_workers;
+extern char *tsnap_key_prefix;
+extern int	tsnap_max_snapshot_size;
+extern int	tsnap_keep_versions;
+extern bool tsnap_verify_hits;
 
 #endif							/* TSNAP_SETTINGS_H */

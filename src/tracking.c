@@ -434,6 +434,10 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 
 	exec_catalog("DELETE FROM tsnap.version_shards WHERE tbl = $1", relid);
 	exec_catalog("DELETE FROM tsnap.tracked_tables WHERE tbl = $1", relid);
+	/* a later tsnap_track gets a new tracking_id, so these are never hits */
+	exec_catalog("WITH r AS (DELETE FROM tsnap.snapshots WHERE tbl = $1 RETURNING key) "
+				 "INSERT INTO tsnap.pending_deletes (key) SELECT key FROM r "
+				 "ON CONFLICT DO NOTHING", relid);
 	CommandCounterIncrement();
 	tsnap_targets_invalidate_family(relid);
 
@@ -649,7 +653,12 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 					"s AS (DELETE FROM tsnap.version_shards "
 					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone)), "
 					"t AS (DELETE FROM tsnap.tracked_tables "
-					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone)) "
+					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone)), "
+					"r AS (DELETE FROM tsnap.snapshots "
+					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone) "
+					"      RETURNING key), "
+					"q AS (INSERT INTO tsnap.pending_deletes (key) "
+					"      SELECT key FROM r ON CONFLICT DO NOTHING) "
 					"SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
 					"       || '.' || pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
 					"FROM d WHERE object_type = 'trigger' "

@@ -4,9 +4,11 @@
  *	  Module entry point: settings, transaction callbacks, workers.
  *
  * tsnap is meant to be loaded through shared_preload_libraries, which is
- * what lets it reserve shared memory and start background workers.  Loaded
- * any other way (on the first call of one of its functions), change tracking
- * still works: the transaction callbacks it needs are per backend.
+ * what lets it reserve shared memory for its request queue and start
+ * background workers.  Loaded any other way (on the first call of one of its
+ * functions), change tracking still works, since the transaction callbacks
+ * it needs are per backend, and tsnap_snapshot explains that it needs the
+ * preload.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +19,8 @@
 #include "utils/guc.h"
 
 #include "tsnap.h"
+#include "s3_adapter.h"
+#include "snapshot.h"
 
 PG_MODULE_MAGIC;
 
@@ -33,4 +37,9 @@ _PG_init(void)
 	MarkGUCPrefixReserved("tsnap");
 
 	tsnap_register_xact_callbacks();
+	tsnap_s3_init();
+
+	/* the request queue needs shared memory, so only when preloaded */
+	if (process_shared_preload_libraries_in_progress)
+		tsnap_queue_request_shmem();
 }

@@ -10,21 +10,22 @@
  * part_size * (max_parts_in_flight + 1) plus a constant.
  *
  * Ownership rules:
- *	- tsnap_s3_client_new() deep-copies the configuration; the caller's strings may
- *	  be freed afterwards.  The secret is wiped when the client is freed.
+ *	- tsnap_s3_client_new() deep-copies the configuration; the caller's
+ *	  strings may be freed afterwards.  The secret is wiped when the client
+ *	  is freed.
  *	- A client (and every uploader made from it) is used by one thread at a
  *	  time.  All network waits happen in that thread, in slices of at most
  *	  100 ms, and call config->interrupt_cb between slices.
- *	- Every function that can fail takes an tsnap_s3_error *, fills it on failure
- *	  and returns false.  tsnap_s3_error holds only fixed-size buffers: nothing to
- *	  free.  It never contains the secret, a signature, an Authorization
- *	  header or a presigned URL.
+ *	- Every function that can fail takes a tsnap_s3_error *, fills it on
+ *	  failure and returns false.  tsnap_s3_error holds only fixed-size
+ *	  buffers: nothing to free.  It never contains the secret, a signature,
+ *	  an Authorization header or a presigned URL.
  *	- interrupt_cb is called between wait slices and from inside curl
  *	  callbacks, so it must not longjmp (no ereport/CHECK_FOR_INTERRUPTS): it
  *	  returns nonzero, the S3 call unwinds, frees what it owns and returns
  *	  S3_ERR_INTERRUPTED, and the caller raises its own error afterwards.
  *	- Memory comes from malloc; everything a function returns is released
- *	  with the matching s3_*_free function.
+ *	  with the matching tsnap_s3_*_free function.
  *
  *-------------------------------------------------------------------------
  */
@@ -117,53 +118,63 @@ typedef struct tsnap_s3_upload_info
 /* Callbacks return 0 to continue, nonzero to stop (S3_ERR_CALLBACK). */
 typedef int (*tsnap_s3_data_cb) (const char *data, size_t len, void *arg);
 typedef int (*tsnap_s3_object_cb) (const tsnap_s3_object_info *obj, void *arg);
-typedef int (*tsnap_s3_upload_cb) (const tsnap_s3_upload_info *upload, void *arg);
+typedef int (*tsnap_s3_upload_cb) (const tsnap_s3_upload_info *upload,
+								   void *arg);
 
 /* s3_client.c */
 extern bool tsnap_s3_global_init(tsnap_s3_error *err);
-extern tsnap_s3_client *tsnap_s3_client_new(const tsnap_s3_config *config, tsnap_s3_error *err);
+extern tsnap_s3_client *tsnap_s3_client_new(const tsnap_s3_config *config,
+											tsnap_s3_error *err);
 extern void tsnap_s3_client_free(tsnap_s3_client *client);
 
 /* s3_error.c */
 extern void tsnap_s3_error_clear(tsnap_s3_error *err);
-extern size_t tsnap_s3_error_format(const tsnap_s3_error *err, char *buf, size_t buflen);
+extern size_t tsnap_s3_error_format(const tsnap_s3_error *err, char *buf,
+									size_t buflen);
 extern bool tsnap_s3_error_is_not_found(const tsnap_s3_error *err);
 
 /* s3_ops.c: single requests, each retried on its own */
 extern bool tsnap_s3_put_object(tsnap_s3_client *client, const char *key,
-						  const void *data, size_t len,
-						  const char *content_type,
-						  char *etag_out, size_t etag_len, tsnap_s3_error *err);
+								const void *data, size_t len,
+								const char *content_type, char *etag_out,
+								size_t etag_len, tsnap_s3_error *err);
 extern bool tsnap_s3_head_object(tsnap_s3_client *client, const char *key,
-						   uint64_t *size_out, char *etag_out, size_t etag_len,
-						   tsnap_s3_error *err);
+								 uint64_t *size_out, char *etag_out,
+								 size_t etag_len, tsnap_s3_error *err);
 extern bool tsnap_s3_get_object(tsnap_s3_client *client, const char *key,
-						  tsnap_s3_data_cb cb, void *arg, uint64_t *size_out,
-						  tsnap_s3_error *err);
+								tsnap_s3_data_cb cb, void *arg,
+								uint64_t *size_out, tsnap_s3_error *err);
 extern bool tsnap_s3_delete_object(tsnap_s3_client *client, const char *key,
-							 tsnap_s3_error *err);
+								   tsnap_s3_error *err);
 extern bool tsnap_s3_list_objects(tsnap_s3_client *client, const char *prefix,
-							tsnap_s3_object_cb cb, void *arg, tsnap_s3_error *err);
-extern bool tsnap_s3_list_multipart_uploads(tsnap_s3_client *client, const char *prefix,
-									  tsnap_s3_upload_cb cb, void *arg,
-									  tsnap_s3_error *err);
-extern char *tsnap_s3_create_multipart_upload(tsnap_s3_client *client, const char *key,
-										const char *content_type,
-										tsnap_s3_error *err);
+								  tsnap_s3_object_cb cb, void *arg,
+								  tsnap_s3_error *err);
+extern bool tsnap_s3_list_multipart_uploads(tsnap_s3_client *client,
+											const char *prefix,
+											tsnap_s3_upload_cb cb, void *arg,
+											tsnap_s3_error *err);
+extern char *tsnap_s3_create_multipart_upload(tsnap_s3_client *client,
+											  const char *key,
+											  const char *content_type,
+											  tsnap_s3_error *err);
 extern bool tsnap_s3_upload_part(tsnap_s3_client *client, const char *key,
-						   const char *upload_id, int part_number,
-						   const void *data, size_t len,
-						   char *etag_out, size_t etag_len, tsnap_s3_error *err);
-extern bool tsnap_s3_complete_multipart_upload(tsnap_s3_client *client, const char *key,
-										 const char *upload_id,
-										 const char *const *etags, int nparts,
-										 char *etag_out, size_t etag_len,
-										 tsnap_s3_error *err);
-extern bool tsnap_s3_abort_multipart_upload(tsnap_s3_client *client, const char *key,
-									  const char *upload_id, tsnap_s3_error *err);
+								 const char *upload_id, int part_number,
+								 const void *data, size_t len, char *etag_out,
+								 size_t etag_len, tsnap_s3_error *err);
+extern bool tsnap_s3_complete_multipart_upload(tsnap_s3_client *client,
+											   const char *key,
+											   const char *upload_id,
+											   const char *const *etags,
+											   int nparts, char *etag_out,
+											   size_t etag_len,
+											   tsnap_s3_error *err);
+extern bool tsnap_s3_abort_multipart_upload(tsnap_s3_client *client,
+											const char *key,
+											const char *upload_id,
+											tsnap_s3_error *err);
 extern char *tsnap_s3_presign_url(tsnap_s3_client *client, const char *method,
-							const char *key, long expires_seconds,
-							tsnap_s3_error *err);
+								  const char *key, long expires_seconds,
+								  tsnap_s3_error *err);
 
 /* s3_upload.c: the streaming multipart uploader */
 typedef struct tsnap_s3_upload_result
@@ -173,13 +184,17 @@ typedef struct tsnap_s3_upload_result
 	int			parts;			/* 0 = sent as a single PutObject */
 } tsnap_s3_upload_result;
 
-extern tsnap_s3_upload *tsnap_s3_upload_begin(tsnap_s3_client *client, const char *key,
-								  const char *content_type, tsnap_s3_error *err);
-extern bool tsnap_s3_upload_write(tsnap_s3_upload *upload, const void *data, size_t len,
-							tsnap_s3_error *err);
-extern bool tsnap_s3_upload_finish(tsnap_s3_upload *upload, tsnap_s3_upload_result *result,
-							 tsnap_s3_error *err);
-extern bool tsnap_s3_upload_abort(tsnap_s3_upload *upload, tsnap_s3_error *err);
+extern tsnap_s3_upload *tsnap_s3_upload_begin(tsnap_s3_client *client,
+											  const char *key,
+											  const char *content_type,
+											  tsnap_s3_error *err);
+extern bool tsnap_s3_upload_write(tsnap_s3_upload *upload, const void *data,
+								  size_t len, tsnap_s3_error *err);
+extern bool tsnap_s3_upload_finish(tsnap_s3_upload *upload,
+								   tsnap_s3_upload_result *result,
+								   tsnap_s3_error *err);
+extern bool tsnap_s3_upload_abort(tsnap_s3_upload *upload,
+								  tsnap_s3_error *err);
 extern void tsnap_s3_upload_free(tsnap_s3_upload *upload);
 extern size_t tsnap_s3_part_size_for(size_t first_part_size, int part_number);
 

@@ -5,12 +5,12 @@
  *	  multi handle that owns the connection cache, the easy handle reused by
  *	  one-at-a-time requests, and the waits (backoff, interrupt checks).
  *
- * tsnap_s3_client_new() copies every string of the configuration, so the caller
- * may free its own afterwards; tsnap_s3_client_free() wipes the secret and frees
- * everything.  A client is used by one thread at a time.  Its blocking
- * requests run one at a time on its multi handle, whose connection cache
- * keeps connections alive between requests; each uploader has its own
- * multi handle for its parallel parts.
+ * tsnap_s3_client_new() copies every string of the configuration, so the
+ * caller may free its own afterwards; tsnap_s3_client_free() wipes the
+ * secret and frees everything.  A client is used by one thread at a time.
+ * Its blocking requests run one at a time on its multi handle, whose
+ * connection cache keeps connections alive between requests; each uploader
+ * has its own multi handle for its parallel parts.
  *
  *-------------------------------------------------------------------------
  */
@@ -47,7 +47,8 @@ tsnap_s3_global_init(tsnap_s3_error *err)
 	if (rc != CURLE_OK)
 	{
 		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "init", NULL,
-					 "curl_global_init failed: %s", curl_easy_strerror(rc));
+						   "curl_global_init failed: %s",
+						   curl_easy_strerror(rc));
 		return false;
 	}
 	xmlInitParser();
@@ -100,7 +101,7 @@ empty(const char *s)
 tsnap_s3_client *
 tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 {
-	tsnap_s3_client  *c;
+	tsnap_s3_client *c;
 	const char *ep;
 	const char *authority;
 	char		aws[256];
@@ -112,13 +113,18 @@ tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 		return NULL;
 
 #define INVALID(...) \
-	do { tsnap_s3_error_set(err, S3_ERR_INVALID, "configuration", NULL, __VA_ARGS__); \
-		 tsnap_s3_client_free(c); return NULL; } while (0)
+	do { \
+		tsnap_s3_error_set(err, S3_ERR_INVALID, "configuration", NULL, \
+						   __VA_ARGS__); \
+		tsnap_s3_client_free(c); \
+		return NULL; \
+	} while (0)
 
 	c = calloc(1, sizeof(tsnap_s3_client));
 	if (c == NULL)
 	{
-		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "configuration", NULL, "out of memory");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "configuration", NULL,
+						   "out of memory");
 		return NULL;
 	}
 	if (empty(cfg->bucket))
@@ -132,7 +138,8 @@ tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 	aws_default = empty(cfg->endpoint);
 	if (aws_default)
 	{
-		snprintf(aws, sizeof(aws), "https://s3.%s.amazonaws.com", c->region ? c->region : "");
+		snprintf(aws, sizeof(aws), "https://s3.%s.amazonaws.com",
+				 c->region ? c->region : "");
 		ep = aws;
 	}
 	else
@@ -176,7 +183,8 @@ tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 		if (c->host)
 		{
 			if (c->virtual_style)
-				sprintf(c->host, "%s.%.*s", cfg->bucket, (int) alen, authority);
+				sprintf(c->host, "%s.%.*s", cfg->bucket, (int) alen,
+						authority);
 			else
 				sprintf(c->host, "%.*s", (int) alen, authority);
 		}
@@ -185,7 +193,8 @@ tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 	c->bucket = strdup(cfg->bucket);
 	c->access_key_id = strdup(cfg->access_key_id);
 	c->secret_access_key = strdup(cfg->secret_access_key);
-	c->session_token = empty(cfg->session_token) ? NULL : strdup(cfg->session_token);
+	c->session_token = empty(cfg->session_token) ?
+		NULL : strdup(cfg->session_token);
 	c->ca_file = empty(cfg->ca_file) ? NULL : strdup(cfg->ca_file);
 	if (c->region == NULL || c->scheme == NULL || c->host == NULL ||
 		c->bucket == NULL || c->access_key_id == NULL ||
@@ -200,13 +209,15 @@ tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 
 	c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ?
 		cfg->connect_timeout_ms : S3_DEFAULT_CONNECT_TIMEOUT_MS;
-	c->request_timeout_ms = cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : 0;
+	c->request_timeout_ms = cfg->request_timeout_ms > 0 ?
+		cfg->request_timeout_ms : 0;
 	c->stall_timeout_ms = cfg->stall_timeout_ms == 0 ?
 		S3_DEFAULT_STALL_TIMEOUT_MS :
 		(cfg->stall_timeout_ms < 0 ? 0 : cfg->stall_timeout_ms);
 	if (cfg->max_attempts < 0 || cfg->max_attempts > 100)
 		INVALID("max_attempts must be between 1 and 100");
-	c->max_attempts = cfg->max_attempts ? cfg->max_attempts : S3_DEFAULT_MAX_ATTEMPTS;
+	c->max_attempts = cfg->max_attempts ?
+		cfg->max_attempts : S3_DEFAULT_MAX_ATTEMPTS;
 	c->part_size = cfg->part_size ? cfg->part_size : S3_DEFAULT_PART_SIZE;
 	if (c->part_size < S3_MIN_PART_SIZE || c->part_size > S3_MAX_PART_SIZE)
 		INVALID("part_size must be between 5 MiB and 5 GiB");
@@ -214,7 +225,8 @@ tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 		INVALID("max_parts_in_flight must be between 1 and 64");
 	c->max_parts_in_flight = cfg->max_parts_in_flight ?
 		cfg->max_parts_in_flight : S3_DEFAULT_PARTS_IN_FLIGHT;
-	c->max_object_size = cfg->max_object_size && cfg->max_object_size < S3_MAX_OBJECT_SIZE ?
+	c->max_object_size = cfg->max_object_size &&
+		cfg->max_object_size < S3_MAX_OBJECT_SIZE ?
 		cfg->max_object_size : S3_MAX_OBJECT_SIZE;
 	c->interrupt_cb = cfg->interrupt_cb;
 	c->interrupt_arg = cfg->interrupt_arg;
@@ -224,7 +236,8 @@ tsnap_s3_client_new(const tsnap_s3_config *cfg, tsnap_s3_error *err)
 	if (c->multi == NULL || c->easy == NULL)
 		INVALID("could not create curl handles");
 	/* A few idle connections suffice: parts in flight plus one. */
-	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long) c->max_parts_in_flight + 2);
+	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+					  (long) c->max_parts_in_flight + 2);
 
 	if (RAND_bytes((unsigned char *) &seed, sizeof(seed)) != 1 || seed == 0)
 		seed = (uint64_t) time(NULL) * 2654435761u ^ (uint64_t) getpid();

@@ -34,8 +34,8 @@ tsnap_s3_error_clear(tsnap_s3_error *err)
  * HTTP status, code and message are left for the caller to fill.
  */
 void
-tsnap_s3_error_set(tsnap_s3_error *err, tsnap_s3_error_kind kind, const char *operation,
-			 const char *key, const char *fmt,...)
+tsnap_s3_error_set(tsnap_s3_error *err, tsnap_s3_error_kind kind,
+				   const char *operation, const char *key, const char *fmt,...)
 {
 	va_list		ap;
 
@@ -67,8 +67,7 @@ put(char *buf, size_t buflen, size_t *pos, const char *src)
 		buf[*pos < buflen ? *pos : buflen - 1] = '\0';
 }
 
-static void
-putf(char *buf, size_t buflen, size_t *pos, const char *fmt,...)
+static void putf(char *buf, size_t buflen, size_t *pos, const char *fmt,...)
 			__attribute__((format(printf, 4, 5)));
 
 static void
@@ -90,7 +89,8 @@ size_t
 tsnap_s3_error_format(const tsnap_s3_error *err, char *buf, size_t buflen)
 {
 	size_t		pos = 0;
-	const char *op = err->operation && err->operation[0] ? err->operation : "request";
+	const char *op = err->operation && err->operation[0] ?
+		err->operation : "request";
 
 	if (buflen == 0)
 		return 0;
@@ -138,16 +138,20 @@ tsnap_s3_error_format(const tsnap_s3_error *err, char *buf, size_t buflen)
 			}
 			break;
 		case S3_ERR_CURL:
-			put(buf, buflen, &pos, err->detail[0] ? err->detail : "transport error");
+			put(buf, buflen, &pos,
+				err->detail[0] ? err->detail : "transport error");
 			break;
 		case S3_ERR_TOO_LARGE:
-			put(buf, buflen, &pos, err->detail[0] ? err->detail : "object too large");
+			put(buf, buflen, &pos,
+				err->detail[0] ? err->detail : "object too large");
 			break;
 		case S3_ERR_CALLBACK:
-			put(buf, buflen, &pos, err->detail[0] ? err->detail : "stopped by callback");
+			put(buf, buflen, &pos,
+				err->detail[0] ? err->detail : "stopped by callback");
 			break;
 		default:
-			put(buf, buflen, &pos, err->detail[0] ? err->detail : "internal error");
+			put(buf, buflen, &pos,
+				err->detail[0] ? err->detail : "internal error");
 			break;
 	}
 	if (err->attempts > 1)

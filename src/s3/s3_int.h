@@ -4,10 +4,10 @@
  *	  Declarations shared by the files of the S3 client, not part of its
  *	  public interface (see s3.h for that).
  *
- * The helpers here allocate with malloc.  A string buffer (tsnap_s3_buf) owns its
- * data until tsnap_s3_buf_release() hands it over or tsnap_s3_buf_free() frees it; an
- * allocation failure latches buf->oom so callers test once at the end
- * instead of after every append.
+ * The helpers here allocate with malloc.  A string buffer (tsnap_s3_buf)
+ * owns its data until tsnap_s3_buf_release() hands it over or
+ * tsnap_s3_buf_free() frees it; an allocation failure latches buf->oom so
+ * callers test once at the end instead of after every append.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,12 +41,13 @@ extern void tsnap_s3_buf_init(tsnap_s3_buf *buf);
 extern void tsnap_s3_buf_free(tsnap_s3_buf *buf);
 extern char *tsnap_s3_buf_release(tsnap_s3_buf *buf);
 extern bool tsnap_s3_buf_reserve(tsnap_s3_buf *buf, size_t more);
-extern void tsnap_s3_buf_append(tsnap_s3_buf *buf, const char *data, size_t len);
+extern void tsnap_s3_buf_append(tsnap_s3_buf *buf, const char *data,
+								size_t len);
 extern void tsnap_s3_buf_puts(tsnap_s3_buf *buf, const char *s);
 extern void tsnap_s3_buf_printf(tsnap_s3_buf *buf, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 extern void tsnap_s3_uri_encode(tsnap_s3_buf *buf, const char *s, size_t len,
-						  bool keep_slash);
+								bool keep_slash);
 extern void tsnap_s3_hex(const unsigned char *bin, size_t len, char *out);
 extern void tsnap_s3_sha256_hex(const void *data, size_t len, char out[65]);
 extern void tsnap_s3_strlcpy(char *dst, const char *src, size_t size);
@@ -59,9 +60,9 @@ typedef struct tsnap_s3_sigv4_input
 {
 	const char *method;
 	const char *canonical_uri;	/* path, already percent-encoded */
-	const tsnap_s3_kv *query;			/* raw (not encoded) parameters */
+	const tsnap_s3_kv *query;	/* raw (not encoded) parameters */
 	int			nquery;
-	const tsnap_s3_kv *headers;		/* every header to sign, any case/order */
+	const tsnap_s3_kv *headers; /* every header to sign, any case/order */
 	int			nheaders;
 	const char *payload_hash;	/* hex SHA-256 or "UNSIGNED-PAYLOAD" */
 	const char *access_key_id;
@@ -80,11 +81,14 @@ typedef struct tsnap_s3_sigv4_output
 	char		signature[65];
 } tsnap_s3_sigv4_output;
 
-extern bool tsnap_s3_sigv4_sign(const tsnap_s3_sigv4_input *in, tsnap_s3_sigv4_output *out);
+extern bool tsnap_s3_sigv4_sign(const tsnap_s3_sigv4_input *in,
+								tsnap_s3_sigv4_output *out);
 extern void tsnap_s3_sigv4_output_free(tsnap_s3_sigv4_output *out);
-extern void tsnap_s3_canonical_query(tsnap_s3_buf *buf, const tsnap_s3_kv *query, int nquery);
-extern char *tsnap_s3_sigv4_presign(const tsnap_s3_sigv4_input *in, const char *url_base,
-							  long expires_seconds, const char *session_token);
+extern void tsnap_s3_canonical_query(tsnap_s3_buf *buf,
+									 const tsnap_s3_kv *query, int nquery);
+extern char *tsnap_s3_sigv4_presign(const tsnap_s3_sigv4_input *in,
+									const char *url_base, long expires_seconds,
+									const char *session_token);
 
 /* s3_xml.c: S3 replies */
 typedef struct tsnap_s3_xml_list
@@ -96,14 +100,16 @@ typedef struct tsnap_s3_xml_list
 } tsnap_s3_xml_list;
 
 extern bool tsnap_s3_xml_error(const char *body, size_t len, char *code,
-						 size_t codelen, char *message, size_t msglen);
+							   size_t codelen, char *message, size_t msglen);
 extern char *tsnap_s3_xml_upload_id(const char *body, size_t len);
 extern bool tsnap_s3_xml_complete(const char *body, size_t len, char *etag,
-							size_t etaglen, bool *is_error);
-extern int	tsnap_s3_xml_list_objects(const char *body, size_t len, tsnap_s3_object_cb cb,
-								void *arg, tsnap_s3_xml_list *list);
-extern int	tsnap_s3_xml_list_uploads(const char *body, size_t len, tsnap_s3_upload_cb cb,
-								void *arg, tsnap_s3_xml_list *list);
+								  size_t etaglen, bool *is_error);
+extern int	tsnap_s3_xml_list_objects(const char *body, size_t len,
+									  tsnap_s3_object_cb cb, void *arg,
+									  tsnap_s3_xml_list *list);
+extern int	tsnap_s3_xml_list_uploads(const char *body, size_t len,
+									  tsnap_s3_upload_cb cb, void *arg,
+									  tsnap_s3_xml_list *list);
 extern void tsnap_s3_xml_list_free(tsnap_s3_xml_list *list);
 
 /* s3_client.c: the client handle */
@@ -136,7 +142,8 @@ struct tsnap_s3_client
 
 extern bool tsnap_s3_interrupted(tsnap_s3_client *client);
 extern long tsnap_s3_backoff_ms(tsnap_s3_client *client, int attempt);
-extern bool tsnap_s3_sleep_ms(tsnap_s3_client *client, long ms, bool interruptible);
+extern bool tsnap_s3_sleep_ms(tsnap_s3_client *client, long ms,
+							  bool interruptible);
 
 /* s3_request.c: one HTTP exchange, and the retry loop around it */
 typedef struct tsnap_s3_request
@@ -146,12 +153,12 @@ typedef struct tsnap_s3_request
 	const char *key;			/* NULL = bucket-level request */
 	const tsnap_s3_kv *query;
 	int			nquery;
-	const tsnap_s3_kv *headers;		/* extra headers, signed */
+	const tsnap_s3_kv *headers; /* extra headers, signed */
 	int			nheaders;
 	const char *body;			/* request payload (PUT/POST), borrowed */
 	size_t		body_len;
 	const char *payload_hash;	/* NULL = compute from body */
-	tsnap_s3_data_cb	sink;			/* stream a 2xx body here instead of keeping */
+	tsnap_s3_data_cb sink;		/* stream a 2xx body here instead of keeping */
 	void	   *sink_arg;
 	bool		no_interrupt;	/* cleanup requests: ignore interrupt_cb */
 	int			max_attempts;	/* 0 = client's */
@@ -160,7 +167,7 @@ typedef struct tsnap_s3_request
 /* One transfer's state; lives as long as its easy handle's transfer. */
 typedef struct tsnap_s3_xfer
 {
-	tsnap_s3_client  *client;
+	tsnap_s3_client *client;
 	const tsnap_s3_request *req;
 	CURL	   *easy;			/* borrowed */
 	struct curl_slist *headers;
@@ -170,7 +177,7 @@ typedef struct tsnap_s3_xfer
 	char		etag[128];
 	uint64_t	content_length;
 	bool		have_length;
-	tsnap_s3_buf		reply;			/* non-streamed body, bounded */
+	tsnap_s3_buf reply;			/* non-streamed body, bounded */
 	bool		reply_too_large;
 	bool		sink_stopped;	/* the caller's sink asked to stop */
 	bool		streaming;		/* 2xx body goes to the sink */
@@ -192,16 +199,21 @@ typedef enum tsnap_s3_outcome
 	S3_FAIL						/* permanent failure, err filled */
 } tsnap_s3_outcome;
 
-extern bool tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *client, CURL *easy,
-						  const tsnap_s3_request *req, tsnap_s3_error *err);
+extern bool tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *client,
+								CURL *easy, const tsnap_s3_request *req,
+								tsnap_s3_error *err);
+extern void tsnap_s3_build_path(tsnap_s3_buf *path, tsnap_s3_client *c,
+								const char *key);
 extern void tsnap_s3_xfer_cleanup(tsnap_s3_xfer *x);
-extern tsnap_s3_outcome tsnap_s3_xfer_outcome(tsnap_s3_xfer *x, CURLcode rc, tsnap_s3_error *err);
+extern tsnap_s3_outcome tsnap_s3_xfer_outcome(tsnap_s3_xfer *x, CURLcode rc,
+											  tsnap_s3_error *err);
 extern bool tsnap_s3_xfer_stalled(tsnap_s3_xfer *x, int64_t now_ms);
-extern bool tsnap_s3_perform(tsnap_s3_client *client, const tsnap_s3_request *req,
-					   tsnap_s3_xfer *result, tsnap_s3_error *err);
+extern bool tsnap_s3_perform(tsnap_s3_client *client,
+							 const tsnap_s3_request *req,
+							 tsnap_s3_xfer *result, tsnap_s3_error *err);
 extern void tsnap_s3_error_set(tsnap_s3_error *err, tsnap_s3_error_kind kind,
-						 const char *operation, const char *key,
-						 const char *fmt,...)
+							   const char *operation, const char *key,
+							   const char *fmt,...)
 			__attribute__((format(printf, 5, 6)));
 
 #define S3_MAX_REPLY_SIZE	((size_t) 32 * 1024 * 1024)

@@ -6,10 +6,11 @@
  *	  ListObjectsV2 and ListMultipartUploads (all pages), the four multipart
  *	  calls, and presigned URLs.
  *
- * Each call builds an tsnap_s3_request, runs it through tsnap_s3_perform (which
- * retries transient failures) and interprets the reply.  Every tsnap_s3_xfer
- * that succeeds is cleaned up here before returning.  Strings returned to
- * the caller (upload ids, URLs) are malloc'd and owned by the caller.
+ * Each call builds a tsnap_s3_request, runs it through tsnap_s3_perform
+ * (which retries transient failures) and interprets the reply.  Every
+ * tsnap_s3_xfer that succeeds is cleaned up here before returning.  Strings
+ * returned to the caller (upload ids, URLs) are malloc'd and owned by the
+ * caller.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +22,20 @@
 #include "s3_int.h"
 
 #define DEFAULT_CONTENT_TYPE "application/octet-stream"
+
+/*
+ * Start a request: zeroed (no query, headers or body; the client's retry
+ * limit; interruptible), then named.  key NULL = bucket-level request.
+ */
+static void
+request_init(tsnap_s3_request *req, const char *operation, const char *method,
+			 const char *key)
+{
+	memset(req, 0, sizeof(*req));
+	req->operation = operation;
+	req->method = method;
+	req->key = key;
+}
 
 /* Copy an ETag out, if the caller wants it. */
 static void
@@ -35,20 +50,17 @@ copy_etag(char *out, size_t outlen, const char *etag)
  * The payload is hashed and signed.
  */
 bool
-tsnap_s3_put_object(tsnap_s3_client *c, const char *key, const void *data, size_t len,
-			  const char *content_type, char *etag_out, size_t etag_len,
-			  tsnap_s3_error *err)
+tsnap_s3_put_object(tsnap_s3_client *c, const char *key, const void *data,
+					size_t len, const char *content_type, char *etag_out,
+					size_t etag_len, tsnap_s3_error *err)
 {
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
-	tsnap_s3_kv		hdr[1];
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
+	tsnap_s3_kv hdr[1];
 
 	hdr[0].name = "Content-Type";
 	hdr[0].value = content_type ? content_type : DEFAULT_CONTENT_TYPE;
-	memset(&req, 0, sizeof(req));
-	req.operation = "PutObject";
-	req.method = "PUT";
-	req.key = key;
+	request_init(&req, "PutObject", "PUT", key);
 	req.headers = hdr;
 	req.nheaders = 1;
 	req.body = data ? data : "";
@@ -66,15 +78,12 @@ tsnap_s3_put_object(tsnap_s3_client *c, const char *key, const void *data, size_
  */
 bool
 tsnap_s3_head_object(tsnap_s3_client *c, const char *key, uint64_t *size_out,
-			   char *etag_out, size_t etag_len, tsnap_s3_error *err)
+					 char *etag_out, size_t etag_len, tsnap_s3_error *err)
 {
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
 
-	memset(&req, 0, sizeof(req));
-	req.operation = "HeadObject";
-	req.method = "HEAD";
-	req.key = key;
+	request_init(&req, "HeadObject", "HEAD", key);
 	if (!tsnap_s3_perform(c, &req, &x, err))
 		return false;
 	if (size_out)
@@ -86,7 +95,7 @@ tsnap_s3_head_object(tsnap_s3_client *c, const char *key, uint64_t *size_out,
 
 typedef struct counting_sink
 {
-	tsnap_s3_data_cb	cb;
+	tsnap_s3_data_cb cb;
 	void	   *arg;
 	uint64_t	bytes;
 } counting_sink;
@@ -105,17 +114,14 @@ count_cb(const char *data, size_t len, void *arg)
  * buffered whole.  cb returning nonzero stops with S3_ERR_CALLBACK.
  */
 bool
-tsnap_s3_get_object(tsnap_s3_client *c, const char *key, tsnap_s3_data_cb cb, void *arg,
-			  uint64_t *size_out, tsnap_s3_error *err)
+tsnap_s3_get_object(tsnap_s3_client *c, const char *key, tsnap_s3_data_cb cb,
+					void *arg, uint64_t *size_out, tsnap_s3_error *err)
 {
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
 	counting_sink sink = {cb, arg, 0};
 
-	memset(&req, 0, sizeof(req));
-	req.operation = "GetObject";
-	req.method = "GET";
-	req.key = key;
+	request_init(&req, "GetObject", "GET", key);
 	req.sink = count_cb;
 	req.sink_arg = &sink;
 	if (!tsnap_s3_perform(c, &req, &x, err))
@@ -128,43 +134,51 @@ tsnap_s3_get_object(tsnap_s3_client *c, const char *key, tsnap_s3_data_cb cb, vo
 
 /* DeleteObject; deleting a missing key succeeds, as in S3. */
 bool
-tsnap_s3_delete_object(tsnap_s3_client *c, const char *key, tsnap_s3_error *err)
+tsnap_s3_delete_object(tsnap_s3_client *c, const char *key,
+					   tsnap_s3_error *err)
 {
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
 
-	memset(&req, 0, sizeof(req));
-	req.operation = "DeleteObject";
-	req.method = "DELETE";
-	req.key = key;
+	request_init(&req, "DeleteObject", "DELETE", key);
 	if (!tsnap_s3_perform(c, &req, &x, err))
-		return tsnap_s3_error_is_not_found(err) ? (tsnap_s3_error_clear(err), true) : false;
+		return tsnap_s3_error_is_not_found(err) ?
+			(tsnap_s3_error_clear(err), true) : false;
 	tsnap_s3_xfer_cleanup(&x);
 	return true;
 }
 
 /*
- * ListObjectsV2 of every key under prefix (NULL or "" = all), page by
- * page; cb is called once per key in S3's order.
+ * The pagination loop shared by ListObjectsV2 and ListMultipartUploads
+ * (uploads = true): fetch the pages under prefix (NULL or "" = all) until
+ * one is not truncated, and parse each with the matching s3_xml.c parser,
+ * which calls object_cb or upload_cb once per entry in S3's order.
+ *
+ * The two listings differ only in their names: ListObjectsV2 continues from
+ * NextContinuationToken (continuation-token=), ListMultipartUploads from
+ * NextKeyMarker and NextUploadIdMarker (key-marker=, upload-id-marker=).
  */
-bool
-tsnap_s3_list_objects(tsnap_s3_client *c, const char *prefix, tsnap_s3_object_cb cb, void *arg,
-				tsnap_s3_error *err)
+static bool
+list_pages(tsnap_s3_client *c, const char *prefix, bool uploads,
+		   tsnap_s3_object_cb object_cb, tsnap_s3_upload_cb upload_cb,
+		   void *arg, tsnap_s3_error *err)
 {
-	char	   *token = NULL;
+	const char *operation = uploads ? "ListMultipartUploads" : "ListObjectsV2";
+	char	   *token = NULL;	/* continuation token, or key marker */
+	char	   *id_marker = NULL;	/* upload id marker (uploads only) */
 	bool		ok = true;
 
 	for (;;)
 	{
-		tsnap_s3_request	req;
-		tsnap_s3_xfer		x;
-		tsnap_s3_kv		q[3];
+		tsnap_s3_request req;
+		tsnap_s3_xfer x;
+		tsnap_s3_kv q[4];
 		int			nq = 0;
 		tsnap_s3_xml_list list;
 		int			rc;
 
-		q[nq].name = "list-type";
-		q[nq++].value = "2";
+		q[nq].name = uploads ? "uploads" : "list-type";
+		q[nq++].value = uploads ? NULL : "2";
 		if (prefix && prefix[0])
 		{
 			q[nq].name = "prefix";
@@ -172,95 +186,15 @@ tsnap_s3_list_objects(tsnap_s3_client *c, const char *prefix, tsnap_s3_object_cb
 		}
 		if (token)
 		{
-			q[nq].name = "continuation-token";
+			q[nq].name = uploads ? "key-marker" : "continuation-token";
 			q[nq++].value = token;
-		}
-		memset(&req, 0, sizeof(req));
-		req.operation = "ListObjectsV2";
-		req.method = "GET";
-		req.key = NULL;
-		req.query = q;
-		req.nquery = nq;
-		if (!tsnap_s3_perform(c, &req, &x, err))
-		{
-			tsnap_s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
-			ok = false;
-			break;
-		}
-		rc = tsnap_s3_xml_list_objects(x.reply.data, x.reply.len, cb, arg, &list);
-		tsnap_s3_xfer_cleanup(&x);
-		free(token);
-		token = NULL;
-		if (rc != 0)
-		{
-			tsnap_s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
-						 "ListObjectsV2", prefix,
-						 rc > 0 ? "stopped by the callback" : "unexpected reply");
-			tsnap_s3_xml_list_free(&list);
-			ok = false;
-			break;
-		}
-		if (!list.truncated)
-		{
-			tsnap_s3_xml_list_free(&list);
-			break;
-		}
-		if (list.next_token == NULL || list.next_token[0] == '\0')
-		{
-			tsnap_s3_error_set(err, S3_ERR_INTERNAL, "ListObjectsV2", prefix,
-						 "truncated reply without NextContinuationToken");
-			tsnap_s3_xml_list_free(&list);
-			ok = false;
-			break;
-		}
-		token = list.next_token;
-		list.next_token = NULL;
-		tsnap_s3_xml_list_free(&list);
-	}
-	free(token);
-	return ok;
-}
-
-/*
- * ListMultipartUploads of every open upload under prefix, all pages.
- */
-bool
-tsnap_s3_list_multipart_uploads(tsnap_s3_client *c, const char *prefix, tsnap_s3_upload_cb cb,
-						  void *arg, tsnap_s3_error *err)
-{
-	char	   *key_marker = NULL;
-	char	   *id_marker = NULL;
-	bool		ok = true;
-
-	for (;;)
-	{
-		tsnap_s3_request	req;
-		tsnap_s3_xfer		x;
-		tsnap_s3_kv		q[4];
-		int			nq = 0;
-		tsnap_s3_xml_list list;
-		int			rc;
-
-		q[nq].name = "uploads";
-		q[nq++].value = NULL;
-		if (prefix && prefix[0])
-		{
-			q[nq].name = "prefix";
-			q[nq++].value = prefix;
-		}
-		if (key_marker)
-		{
-			q[nq].name = "key-marker";
-			q[nq++].value = key_marker;
 		}
 		if (id_marker)
 		{
 			q[nq].name = "upload-id-marker";
 			q[nq++].value = id_marker;
 		}
-		memset(&req, 0, sizeof(req));
-		req.operation = "ListMultipartUploads";
-		req.method = "GET";
+		request_init(&req, operation, "GET", NULL);
 		req.query = q;
 		req.nquery = nq;
 		if (!tsnap_s3_perform(c, &req, &x, err))
@@ -269,16 +203,22 @@ tsnap_s3_list_multipart_uploads(tsnap_s3_client *c, const char *prefix, tsnap_s3
 			ok = false;
 			break;
 		}
-		rc = tsnap_s3_xml_list_uploads(x.reply.data, x.reply.len, cb, arg, &list);
+		if (uploads)
+			rc = tsnap_s3_xml_list_uploads(x.reply.data, x.reply.len,
+										   upload_cb, arg, &list);
+		else
+			rc = tsnap_s3_xml_list_objects(x.reply.data, x.reply.len,
+										   object_cb, arg, &list);
 		tsnap_s3_xfer_cleanup(&x);
-		free(key_marker);
+		free(token);
 		free(id_marker);
-		key_marker = id_marker = NULL;
+		token = id_marker = NULL;
 		if (rc != 0)
 		{
 			tsnap_s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
-						 "ListMultipartUploads", prefix,
-						 rc > 0 ? "stopped by the callback" : "unexpected reply");
+							   operation, prefix,
+							   rc > 0 ? "stopped by the callback" :
+							   "unexpected reply");
 			tsnap_s3_xml_list_free(&list);
 			ok = false;
 			break;
@@ -290,20 +230,45 @@ tsnap_s3_list_multipart_uploads(tsnap_s3_client *c, const char *prefix, tsnap_s3
 		}
 		if (list.next_token == NULL || list.next_token[0] == '\0')
 		{
-			tsnap_s3_error_set(err, S3_ERR_INTERNAL, "ListMultipartUploads", prefix,
-						 "truncated reply without NextKeyMarker");
+			tsnap_s3_error_set(err, S3_ERR_INTERNAL, operation, prefix,
+							   "truncated reply without %s",
+							   uploads ? "NextKeyMarker" :
+							   "NextContinuationToken");
 			tsnap_s3_xml_list_free(&list);
 			ok = false;
 			break;
 		}
-		key_marker = list.next_token;
+		/* ListObjectsV2 pages have no upload id marker: it stays NULL. */
+		token = list.next_token;
 		id_marker = list.next_upload_id;
 		list.next_token = list.next_upload_id = NULL;
 		tsnap_s3_xml_list_free(&list);
 	}
-	free(key_marker);
+	free(token);
 	free(id_marker);
 	return ok;
+}
+
+/*
+ * ListObjectsV2 of every key under prefix (NULL or "" = all), page by
+ * page; cb is called once per key in S3's order.
+ */
+bool
+tsnap_s3_list_objects(tsnap_s3_client *c, const char *prefix,
+					  tsnap_s3_object_cb cb, void *arg, tsnap_s3_error *err)
+{
+	return list_pages(c, prefix, false, cb, NULL, arg, err);
+}
+
+/*
+ * ListMultipartUploads of every open upload under prefix, all pages.
+ */
+bool
+tsnap_s3_list_multipart_uploads(tsnap_s3_client *c, const char *prefix,
+								tsnap_s3_upload_cb cb, void *arg,
+								tsnap_s3_error *err)
+{
+	return list_pages(c, prefix, true, NULL, cb, arg, err);
 }
 
 /*
@@ -312,20 +277,17 @@ tsnap_s3_list_multipart_uploads(tsnap_s3_client *c, const char *prefix, tsnap_s3
  */
 char *
 tsnap_s3_create_multipart_upload(tsnap_s3_client *c, const char *key,
-						   const char *content_type, tsnap_s3_error *err)
+								 const char *content_type, tsnap_s3_error *err)
 {
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
-	tsnap_s3_kv		q[1] = {{"uploads", NULL}};
-	tsnap_s3_kv		hdr[1];
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
+	tsnap_s3_kv q[1] = {{"uploads", NULL}};
+	tsnap_s3_kv hdr[1];
 	char	   *id;
 
 	hdr[0].name = "Content-Type";
 	hdr[0].value = content_type ? content_type : DEFAULT_CONTENT_TYPE;
-	memset(&req, 0, sizeof(req));
-	req.operation = "CreateMultipartUpload";
-	req.method = "POST";
-	req.key = key;
+	request_init(&req, "CreateMultipartUpload", "POST", key);
 	req.query = q;
 	req.nquery = 1;
 	req.headers = hdr;
@@ -336,19 +298,20 @@ tsnap_s3_create_multipart_upload(tsnap_s3_client *c, const char *key,
 	tsnap_s3_xfer_cleanup(&x);
 	if (id == NULL)
 		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CreateMultipartUpload", key,
-					 "reply has no UploadId");
+						   "reply has no UploadId");
 	return id;
 }
 
 /* UploadPart, blocking (the uploader runs parts in parallel itself). */
 bool
-tsnap_s3_upload_part(tsnap_s3_client *c, const char *key, const char *upload_id,
-			   int part_number, const void *data, size_t len,
-			   char *etag_out, size_t etag_len, tsnap_s3_error *err)
+tsnap_s3_upload_part(tsnap_s3_client *c, const char *key,
+					 const char *upload_id, int part_number, const void *data,
+					 size_t len, char *etag_out, size_t etag_len,
+					 tsnap_s3_error *err)
 {
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
-	tsnap_s3_kv		q[2];
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
+	tsnap_s3_kv q[2];
 	char		num[16];
 	bool		ok = true;
 
@@ -357,10 +320,7 @@ tsnap_s3_upload_part(tsnap_s3_client *c, const char *key, const char *upload_id,
 	q[0].value = num;
 	q[1].name = "uploadId";
 	q[1].value = upload_id;
-	memset(&req, 0, sizeof(req));
-	req.operation = "UploadPart";
-	req.method = "PUT";
-	req.key = key;
+	request_init(&req, "UploadPart", "PUT", key);
 	req.query = q;
 	req.nquery = 2;
 	req.body = data ? data : "";
@@ -369,7 +329,8 @@ tsnap_s3_upload_part(tsnap_s3_client *c, const char *key, const char *upload_id,
 		return false;
 	if (x.etag[0] == '\0')
 	{
-		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", key, "reply has no ETag");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", key,
+						   "reply has no ETag");
 		ok = false;
 	}
 	else
@@ -403,30 +364,34 @@ xml_escape(tsnap_s3_buf *b, const char *s)
 /*
  * CompleteMultipartUpload of parts 1..nparts with their ETags.  A 200
  * reply whose body is <Error> is a failure, retried if transient (see
- * tsnap_s3_xfer_outcome).  If a retried Complete answers NoSuchUpload, an earlier
- * attempt may have completed before its reply was lost: the object is then
- * looked up.  etag_out may come back empty (Ceph RGW); ask HeadObject then.
+ * tsnap_s3_xfer_outcome).  If a retried Complete answers NoSuchUpload, an
+ * earlier attempt may have completed before its reply was lost: the object
+ * is then looked up.  etag_out may come back empty (Ceph RGW); ask
+ * HeadObject then.
  */
 bool
 tsnap_s3_complete_multipart_upload(tsnap_s3_client *c, const char *key,
-							 const char *upload_id,
-							 const char *const *etags, int nparts,
-							 char *etag_out, size_t etag_len, tsnap_s3_error *err)
+								   const char *upload_id,
+								   const char *const *etags, int nparts,
+								   char *etag_out, size_t etag_len,
+								   tsnap_s3_error *err)
 {
-	tsnap_s3_buf		body;
-	tsnap_s3_kv		q[1];
-	tsnap_s3_kv		hdr[1];
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
+	tsnap_s3_buf body;
+	tsnap_s3_kv q[1];
+	tsnap_s3_kv hdr[1];
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
 	bool		is_error = false;
 	bool		ok;
 	int			i;
 
 	tsnap_s3_buf_init(&body);
-	tsnap_s3_buf_puts(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+	tsnap_s3_buf_puts(&body, "<CompleteMultipartUpload"
+					  " xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
 	for (i = 0; i < nparts; i++)
 	{
-		tsnap_s3_buf_printf(&body, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
+		tsnap_s3_buf_printf(&body, "<Part><PartNumber>%d</PartNumber><ETag>",
+							i + 1);
 		xml_escape(&body, etags[i]);
 		tsnap_s3_buf_puts(&body, "</ETag></Part>");
 	}
@@ -434,17 +399,15 @@ tsnap_s3_complete_multipart_upload(tsnap_s3_client *c, const char *key,
 	if (body.oom)
 	{
 		tsnap_s3_buf_free(&body);
-		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload", key, "out of memory");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload",
+						   key, "out of memory");
 		return false;
 	}
 	q[0].name = "uploadId";
 	q[0].value = upload_id;
 	hdr[0].name = "Content-Type";
 	hdr[0].value = "application/xml";
-	memset(&req, 0, sizeof(req));
-	req.operation = "CompleteMultipartUpload";
-	req.method = "POST";
-	req.key = key;
+	request_init(&req, "CompleteMultipartUpload", "POST", key);
 	req.query = q;
 	req.nquery = 1;
 	req.headers = hdr;
@@ -457,7 +420,7 @@ tsnap_s3_complete_multipart_upload(tsnap_s3_client *c, const char *key,
 	{
 		if (err->attempts > 1 && strcmp(err->code, "NoSuchUpload") == 0)
 		{
-			tsnap_s3_error	probe;
+			tsnap_s3_error probe;
 
 			if (tsnap_s3_head_object(c, key, NULL, etag_out, etag_len, &probe))
 			{
@@ -467,12 +430,13 @@ tsnap_s3_complete_multipart_upload(tsnap_s3_client *c, const char *key,
 		}
 		return false;
 	}
-	ok = tsnap_s3_xml_complete(x.reply.data, x.reply.len, etag_out, etag_len, &is_error);
+	ok = tsnap_s3_xml_complete(x.reply.data, x.reply.len, etag_out, etag_len,
+							   &is_error);
 	tsnap_s3_xfer_cleanup(&x);
 	if (!ok || is_error)
 	{
-		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload", key,
-					 "unexpected reply");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CompleteMultipartUpload",
+						   key, "unexpected reply");
 		return false;
 	}
 	return true;
@@ -485,18 +449,15 @@ tsnap_s3_complete_multipart_upload(tsnap_s3_client *c, const char *key,
  */
 bool
 tsnap_s3_abort_multipart_upload(tsnap_s3_client *c, const char *key,
-						  const char *upload_id, tsnap_s3_error *err)
+								const char *upload_id, tsnap_s3_error *err)
 {
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
-	tsnap_s3_kv		q[1];
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
+	tsnap_s3_kv q[1];
 
 	q[0].name = "uploadId";
 	q[0].value = upload_id;
-	memset(&req, 0, sizeof(req));
-	req.operation = "AbortMultipartUpload";
-	req.method = "DELETE";
-	req.key = key;
+	request_init(&req, "AbortMultipartUpload", "DELETE", key);
 	req.query = q;
 	req.nquery = 1;
 	req.no_interrupt = true;
@@ -521,11 +482,11 @@ tsnap_s3_abort_multipart_upload(tsnap_s3_client *c, const char *key,
  */
 char *
 tsnap_s3_presign_url(tsnap_s3_client *c, const char *method, const char *key,
-			   long expires_seconds, tsnap_s3_error *err)
+					 long expires_seconds, tsnap_s3_error *err)
 {
-	tsnap_s3_buf		path,
+	tsnap_s3_buf path,
 				base;
-	tsnap_s3_kv		hdr[1];
+	tsnap_s3_kv hdr[1];
 	tsnap_s3_sigv4_input in;
 	char		amz_date[17];
 	char	   *url;
@@ -533,19 +494,14 @@ tsnap_s3_presign_url(tsnap_s3_client *c, const char *method, const char *key,
 	if (expires_seconds < 1 || expires_seconds > 604800)
 	{
 		tsnap_s3_error_set(err, S3_ERR_INVALID, "presign", key,
-					 "expiry must be between 1 and 604800 seconds");
+						   "expiry must be between 1 and 604800 seconds");
 		return NULL;
 	}
 	tsnap_s3_buf_init(&path);
 	tsnap_s3_buf_init(&base);
-	if (!c->virtual_style)
-	{
-		tsnap_s3_buf_puts(&path, "/");
-		tsnap_s3_uri_encode(&path, c->bucket, strlen(c->bucket), false);
-	}
-	tsnap_s3_buf_puts(&path, "/");
-	tsnap_s3_uri_encode(&path, key, strlen(key), true);
-	tsnap_s3_buf_printf(&base, "%s%s", c->endpoint, path.data ? path.data : "");
+	tsnap_s3_build_path(&path, c, key);
+	tsnap_s3_buf_printf(&base, "%s%s", c->endpoint,
+						path.data ? path.data : "");
 	tsnap_s3_amz_date(c->fixed_time ? c->fixed_time : time(NULL), amz_date);
 
 	hdr[0].name = "host";
@@ -562,10 +518,12 @@ tsnap_s3_presign_url(tsnap_s3_client *c, const char *method, const char *key,
 	in.service = "s3";
 	in.amz_date = amz_date;
 	url = (path.oom || base.oom) ? NULL :
-		tsnap_s3_sigv4_presign(&in, base.data, expires_seconds, c->session_token);
+		tsnap_s3_sigv4_presign(&in, base.data, expires_seconds,
+							   c->session_token);
 	tsnap_s3_buf_free(&path);
 	tsnap_s3_buf_free(&base);
 	if (url == NULL)
-		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "presign", key, "out of memory");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "presign", key,
+						   "out of memory");
 	return url;
 }

@@ -5,16 +5,17 @@
  *	  reply capture), the classification of its outcome (done, retry,
  *	  fail), and the blocking retry loop used by single requests.
  *
- * An tsnap_s3_xfer holds everything one attempt allocates (header list, URL,
+ * A tsnap_s3_xfer holds everything one attempt allocates (header list, URL,
  * reply buffer); tsnap_s3_xfer_cleanup() frees it, and must be called after
- * every tsnap_s3_xfer_setup(), whatever happened.  The easy handle is borrowed.
+ * every tsnap_s3_xfer_setup(), whatever happened.  The easy handle is
+ * borrowed.
  *
  * Requests always carry Content-Length (never chunked), no "Expect:", and
  * are signed over host, x-amz-content-sha256, x-amz-date, the session
  * token and the caller's headers.  curl callbacks only copy bytes, record
  * progress and poll the interrupt hook (which must not longjmp); they
- * return curl's abort code to stop.  Waits happen in tsnap_s3_perform's loop, in
- * 100 ms slices, where the interrupt hook is polled as well.
+ * return curl's abort code to stop.  Waits happen in tsnap_s3_perform's
+ * loop, in 100 ms slices, where the interrupt hook is polled as well.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,7 +54,7 @@ poll_interrupt(tsnap_s3_xfer *x, int64_t now)
 static size_t
 read_cb(char *dest, size_t size, size_t nmemb, void *arg)
 {
-	tsnap_s3_xfer    *x = arg;
+	tsnap_s3_xfer *x = arg;
 	size_t		want = size * nmemb;
 	size_t		left = x->req->body_len - x->body_off;
 
@@ -70,7 +71,7 @@ read_cb(char *dest, size_t size, size_t nmemb, void *arg)
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
-	tsnap_s3_xfer    *x = arg;
+	tsnap_s3_xfer *x = arg;
 	size_t		n = size * nmemb;
 	long		status = 0;
 
@@ -120,7 +121,7 @@ trim(char *s, size_t *len)
 static size_t
 header_cb(char *line, size_t size, size_t nmemb, void *arg)
 {
-	tsnap_s3_xfer    *x = arg;
+	tsnap_s3_xfer *x = arg;
 	size_t		n = size * nmemb;
 
 	/* A new status line (after a 100 Continue, say) starts over. */
@@ -160,7 +161,7 @@ static int
 progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 			curl_off_t ultotal, curl_off_t ulnow)
 {
-	tsnap_s3_xfer    *x = arg;
+	tsnap_s3_xfer *x = arg;
 	int64_t		now = tsnap_s3_now_ms();
 
 	(void) dltotal;
@@ -180,7 +181,7 @@ static void
 add_header(struct curl_slist **list, bool *failed, const char *name,
 		   const char *value)
 {
-	tsnap_s3_buf		b;
+	tsnap_s3_buf b;
 	struct curl_slist *l;
 
 	tsnap_s3_buf_init(&b);
@@ -214,9 +215,13 @@ has_content_type(const tsnap_s3_request *req)
 	return false;
 }
 
-/* Percent-encoded path of the request: /bucket/key or /key. */
-static void
-build_path(tsnap_s3_buf *path, tsnap_s3_client *c, const char *key)
+/*
+ * Append the percent-encoded path of key (NULL = the bucket itself):
+ * /bucket/key in path style, /key in virtual-hosted style.  Requests and
+ * presigned URLs both sign this path, so both build it here.
+ */
+void
+tsnap_s3_build_path(tsnap_s3_buf *path, tsnap_s3_client *c, const char *key)
 {
 	if (!c->virtual_style)
 	{
@@ -237,12 +242,12 @@ build_path(tsnap_s3_buf *path, tsnap_s3_client *c, const char *key)
  * way the caller runs tsnap_s3_xfer_cleanup(x) later.
  */
 bool
-tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy, const tsnap_s3_request *req,
-			  tsnap_s3_error *err)
+tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy,
+					const tsnap_s3_request *req, tsnap_s3_error *err)
 {
-	tsnap_s3_buf		path,
+	tsnap_s3_buf path,
 				url;
-	tsnap_s3_kv	   *hdrs;
+	tsnap_s3_kv *hdrs;
 	int			nh = 0;
 	int			i;
 	char		amz_date[17];
@@ -263,24 +268,28 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy, const tsna
 
 	tsnap_s3_buf_init(&path);
 	tsnap_s3_buf_init(&url);
-	build_path(&path, c, req->key);
-	tsnap_s3_buf_printf(&url, "%s%s", c->endpoint, path.data ? path.data : "/");
+	tsnap_s3_build_path(&path, c, req->key);
+	tsnap_s3_buf_printf(&url, "%s%s", c->endpoint,
+						path.data ? path.data : "/");
 	for (i = 0; i < req->nquery; i++)
 	{
 		tsnap_s3_buf_puts(&url, i == 0 ? "?" : "&");
-		tsnap_s3_uri_encode(&url, req->query[i].name, strlen(req->query[i].name), false);
+		tsnap_s3_uri_encode(&url, req->query[i].name,
+							strlen(req->query[i].name), false);
 		if (req->query[i].value)
 		{
 			tsnap_s3_buf_puts(&url, "=");
 			tsnap_s3_uri_encode(&url, req->query[i].value,
-						  strlen(req->query[i].value), false);
+								strlen(req->query[i].value), false);
 		}
 	}
 
 	if (req->payload_hash)
-		tsnap_s3_strlcpy(payload_hash, req->payload_hash, sizeof(payload_hash));
+		tsnap_s3_strlcpy(payload_hash, req->payload_hash,
+						 sizeof(payload_hash));
 	else
-		tsnap_s3_sha256_hex(req->body ? req->body : "", req->body_len, payload_hash);
+		tsnap_s3_sha256_hex(req->body ? req->body : "", req->body_len,
+							payload_hash);
 	tsnap_s3_amz_date(c->fixed_time ? c->fixed_time : time(NULL), amz_date);
 
 	hdrs = calloc(req->nheaders + 5, sizeof(tsnap_s3_kv));
@@ -289,7 +298,8 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy, const tsna
 		free(hdrs);
 		tsnap_s3_buf_free(&path);
 		tsnap_s3_buf_free(&url);
-		tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key, "out of memory");
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
+						   "out of memory");
 		return false;
 	}
 	hdrs[nh].name = "Host";
@@ -347,7 +357,7 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy, const tsna
 	if (failed || x->url == NULL || x->headers == NULL)
 	{
 		tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
-					 "could not sign the request");
+						   "could not sign the request");
 		return false;
 	}
 
@@ -387,13 +397,15 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy, const tsna
 		curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_cb);
 		curl_easy_setopt(easy, CURLOPT_READDATA, x);
 		/* Always a Content-Length, so curl never chunks. */
-		curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t) req->body_len);
+		curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE,
+						 (curl_off_t) req->body_len);
 	}
 	else if (strcmp(req->method, "POST") == 0)
 	{
 		curl_easy_setopt(easy, CURLOPT_POST, 1L);
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_len);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+						 (curl_off_t) req->body_len);
 	}
 	else
 		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
@@ -479,7 +491,8 @@ tsnap_s3_xfer_outcome(tsnap_s3_xfer *x, CURLcode rc, tsnap_s3_error *err)
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->interrupted)
 	{
-		tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
+		tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key,
+						   NULL);
 		return S3_FAIL;
 	}
 	if (rc != CURLE_OK)
@@ -487,34 +500,37 @@ tsnap_s3_xfer_outcome(tsnap_s3_xfer *x, CURLcode rc, tsnap_s3_error *err)
 		if (x->sink_stopped)
 		{
 			tsnap_s3_error_set(err, S3_ERR_CALLBACK, req->operation, req->key,
-						 x->range ? "the server ignored the Range of a resumed download"
-						 : "stopped by the data callback");
+							   x->range ?
+							   "the server ignored the Range of a resumed download" :
+							   "stopped by the data callback");
 			return S3_FAIL;
 		}
 		if (x->reply_too_large || x->reply.oom)
 		{
 			tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
-						 "reply too large or out of memory");
+							   "reply too large or out of memory");
 			return S3_FAIL;
 		}
 		tsnap_s3_error_set(err, S3_ERR_CURL, req->operation, req->key, "%s",
-					 x->curl_errbuf[0] ? x->curl_errbuf : curl_easy_strerror(rc));
+						   x->curl_errbuf[0] ?
+						   x->curl_errbuf : curl_easy_strerror(rc));
 		return retryable_curl(rc) ? S3_RETRY : S3_FAIL;
 	}
 	if (x->status >= 200 && x->status < 300)
 	{
 		/*
 		 * S3 may answer 200 and still fail, with an <Error> body (documented
-		 * for CompleteMultipartUpload and CopyObject).  Treat such a reply
-		 * as the error it carries, whatever the operation.  Streamed bodies
-		 * are object data, never inspected.
+		 * for CompleteMultipartUpload and CopyObject).  Treat such a reply as
+		 * the error it carries, whatever the operation.  Streamed bodies are
+		 * object data, never inspected.
 		 */
 		if (x->reply.len > 0 && has_error_tag(x->reply.data, x->reply.len))
 		{
 			tsnap_s3_error_set(err, S3_ERR_S3, req->operation, req->key, NULL);
 			err->http_status = x->status;
-			if (tsnap_s3_xml_error(x->reply.data, x->reply.len, err->code, sizeof(err->code),
-							 err->message, sizeof(err->message)))
+			if (tsnap_s3_xml_error(x->reply.data, x->reply.len, err->code,
+								   sizeof(err->code), err->message,
+								   sizeof(err->message)))
 				return retryable_s3(0, err->code) ? S3_RETRY : S3_FAIL;
 			tsnap_s3_error_clear(err);
 		}
@@ -523,8 +539,9 @@ tsnap_s3_xfer_outcome(tsnap_s3_xfer *x, CURLcode rc, tsnap_s3_error *err)
 
 	tsnap_s3_error_set(err, S3_ERR_HTTP, req->operation, req->key, NULL);
 	err->http_status = x->status;
-	if (tsnap_s3_xml_error(x->reply.data, x->reply.len, err->code, sizeof(err->code),
-					 err->message, sizeof(err->message)))
+	if (tsnap_s3_xml_error(x->reply.data, x->reply.len, err->code,
+						   sizeof(err->code), err->message,
+						   sizeof(err->message)))
 		err->kind = S3_ERR_S3;
 	return retryable_s3(x->status, err->code) ? S3_RETRY : S3_FAIL;
 }
@@ -535,7 +552,8 @@ tsnap_s3_xfer_outcome(tsnap_s3_xfer *x, CURLcode rc, tsnap_s3_error *err)
  * interrupt hook stopped it.
  */
 static CURLcode
-run_attempt(tsnap_s3_client *c, tsnap_s3_xfer *x, bool interruptible, bool *interrupted)
+run_attempt(tsnap_s3_client *c, tsnap_s3_xfer *x, bool interruptible,
+			bool *interrupted)
 {
 	CURLcode	rc = CURLE_OK;
 	bool		done = false;
@@ -582,22 +600,25 @@ run_attempt(tsnap_s3_client *c, tsnap_s3_xfer *x, bool interruptible, bool *inte
 
 /*
  * Perform req with retries.  On success returns true and leaves the reply
- * (status, ETag, body) in *x, which the caller must tsnap_s3_xfer_cleanup().  On
- * failure returns false with err filled and *x already cleaned up.
+ * (status, ETag, body) in *x, which the caller must
+ * tsnap_s3_xfer_cleanup().  On failure returns false with err filled and *x
+ * already cleaned up.
  *
  * A streamed GET that fails after delivering bytes resumes where it
  * stopped (Range, If-Match on the first ETag) instead of starting over.
  */
 bool
-tsnap_s3_perform(tsnap_s3_client *c, const tsnap_s3_request *req, tsnap_s3_xfer *x, tsnap_s3_error *err)
+tsnap_s3_perform(tsnap_s3_client *c, const tsnap_s3_request *req,
+				 tsnap_s3_xfer *x, tsnap_s3_error *err)
 {
-	int			max_attempts = req->max_attempts > 0 ? req->max_attempts : c->max_attempts;
+	int			max_attempts = req->max_attempts > 0 ?
+		req->max_attempts : c->max_attempts;
 	bool		interruptible = !req->no_interrupt;
 	uint64_t	delivered = 0;
 	char		range[64];
 	char		first_etag[128] = "";
-	tsnap_s3_request	resumed;
-	tsnap_s3_kv		if_match[1];
+	tsnap_s3_request resumed;
+	tsnap_s3_kv if_match[1];
 	int			attempt;
 
 	tsnap_s3_error_clear(err);
@@ -606,7 +627,7 @@ tsnap_s3_perform(tsnap_s3_client *c, const tsnap_s3_request *req, tsnap_s3_xfer 
 		const tsnap_s3_request *r = req;
 		bool		interrupted;
 		CURLcode	rc;
-		tsnap_s3_outcome	outcome;
+		tsnap_s3_outcome outcome;
 
 		memset(x, 0, sizeof(*x));
 		if (delivered > 0)
@@ -634,7 +655,8 @@ tsnap_s3_perform(tsnap_s3_client *c, const tsnap_s3_request *req, tsnap_s3_xfer 
 		if (interrupted)
 		{
 			tsnap_s3_xfer_cleanup(x);
-			tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
+			tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation,
+							   req->key, NULL);
 			err->attempts = attempt;
 			return false;
 		}
@@ -646,15 +668,18 @@ tsnap_s3_perform(tsnap_s3_client *c, const tsnap_s3_request *req, tsnap_s3_xfer 
 			tsnap_s3_error_clear(err);
 			return true;
 		}
-		if (req->sink && first_etag[0] == '\0' && x->etag[0] && x->delivered > 0)
+		if (req->sink && first_etag[0] == '\0' && x->etag[0] &&
+			x->delivered > 0)
 			tsnap_s3_strlcpy(first_etag, x->etag, sizeof(first_etag));
 		delivered += x->delivered;
 		tsnap_s3_xfer_cleanup(x);
 		if (outcome == S3_FAIL || attempt >= max_attempts)
 			return false;
-		if (!tsnap_s3_sleep_ms(c, tsnap_s3_backoff_ms(c, attempt), interruptible))
+		if (!tsnap_s3_sleep_ms(c, tsnap_s3_backoff_ms(c, attempt),
+							   interruptible))
 		{
-			tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation, req->key, NULL);
+			tsnap_s3_error_set(err, S3_ERR_INTERRUPTED, req->operation,
+							   req->key, NULL);
 			err->attempts = attempt;
 			return false;
 		}

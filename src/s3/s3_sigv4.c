@@ -11,8 +11,8 @@
  * The caller passes the canonical URI already encoded (for S3: each key
  * segment encoded once, never normalised) and the query parameters raw;
  * this file encodes and sorts them.  Everything returned is malloc'd and
- * owned by the caller (tsnap_s3_sigv4_output_free).  Secret-derived material on
- * the stack is wiped before returning.
+ * owned by the caller (tsnap_s3_sigv4_output_free).  Secret-derived
+ * material on the stack is wiped before returning.
  *
  *-------------------------------------------------------------------------
  */
@@ -101,7 +101,8 @@ canonical_header_value(const char *v)
  * sorted by name then value, valueless parameters written "name=".
  */
 void
-tsnap_s3_canonical_query(tsnap_s3_buf *buf, const tsnap_s3_kv *query, int nquery)
+tsnap_s3_canonical_query(tsnap_s3_buf *buf, const tsnap_s3_kv *query,
+						 int nquery)
 {
 	sig_param  *params;
 	int			i;
@@ -116,14 +117,15 @@ tsnap_s3_canonical_query(tsnap_s3_buf *buf, const tsnap_s3_kv *query, int nquery
 	}
 	for (i = 0; i < nquery; i++)
 	{
-		tsnap_s3_buf		n,
+		tsnap_s3_buf n,
 					v;
 
 		tsnap_s3_buf_init(&n);
 		tsnap_s3_buf_init(&v);
 		tsnap_s3_uri_encode(&n, query[i].name, strlen(query[i].name), false);
 		if (query[i].value)
-			tsnap_s3_uri_encode(&v, query[i].value, strlen(query[i].value), false);
+			tsnap_s3_uri_encode(&v, query[i].value, strlen(query[i].value),
+								false);
 		params[i].name = tsnap_s3_buf_release(&n);
 		params[i].value = tsnap_s3_buf_release(&v);
 		if (params[i].name == NULL || params[i].value == NULL)
@@ -213,7 +215,7 @@ bool
 tsnap_s3_sigv4_sign(const tsnap_s3_sigv4_input *in, tsnap_s3_sigv4_output *out)
 {
 	sig_header *hdrs;
-	tsnap_s3_buf		creq,
+	tsnap_s3_buf creq,
 				sts,
 				sh,
 				auth;
@@ -273,7 +275,7 @@ tsnap_s3_sigv4_sign(const tsnap_s3_sigv4_input *in, tsnap_s3_sigv4_output *out)
 	if (n > 0)
 		tsnap_s3_buf_puts(&creq, "\n");
 	tsnap_s3_buf_printf(&creq, "\n%s\n%s", sh.data ? sh.data : "",
-				  in->payload_hash);
+						in->payload_hash);
 
 	for (i = 0; i < n; i++)
 	{
@@ -297,10 +299,10 @@ tsnap_s3_sigv4_sign(const tsnap_s3_sigv4_input *in, tsnap_s3_sigv4_output *out)
 	if (ok)
 	{
 		tsnap_s3_buf_printf(&auth, SIGV4_ALGORITHM " Credential=%s/",
-					  in->access_key_id);
+							in->access_key_id);
 		append_scope(&auth, in);
 		tsnap_s3_buf_printf(&auth, ", SignedHeaders=%s, Signature=%s",
-					  sh.data ? sh.data : "", out->signature);
+							sh.data ? sh.data : "", out->signature);
 	}
 	out->canonical_request = tsnap_s3_buf_release(&creq);
 	out->string_to_sign = tsnap_s3_buf_release(&sts);
@@ -332,12 +334,12 @@ tsnap_s3_sigv4_output_free(tsnap_s3_sigv4_output *out)
  */
 char *
 tsnap_s3_sigv4_presign(const tsnap_s3_sigv4_input *in, const char *url_base,
-				 long expires_seconds, const char *session_token)
+					   long expires_seconds, const char *session_token)
 {
 	tsnap_s3_sigv4_input pin = *in;
 	tsnap_s3_sigv4_output out;
-	tsnap_s3_kv	   *q;
-	tsnap_s3_buf		cred,
+	tsnap_s3_kv *q;
+	tsnap_s3_buf cred,
 				sh,
 				url;
 	char		expires[32];

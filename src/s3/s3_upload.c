@@ -40,7 +40,7 @@ typedef enum slot_state
 {
 	SLOT_IDLE,					/* free; buf may hold a reusable buffer */
 	SLOT_RUNNING,				/* easy handle is in the multi */
-	SLOT_BACKOFF				/* failed transiently, restarts at not_before */
+	SLOT_BACKOFF				/* failed transiently; retried at not_before */
 } slot_state;
 
 typedef struct up_slot
@@ -55,9 +55,9 @@ typedef struct up_slot
 	int64_t		not_before;
 	char		payload_hash[65];
 	char		num[16];
-	tsnap_s3_kv		query[2];
-	tsnap_s3_request	req;
-	tsnap_s3_xfer		x;
+	tsnap_s3_kv query[2];
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
 	bool		xfer_live;		/* x needs tsnap_s3_xfer_cleanup */
 } up_slot;
 
@@ -71,13 +71,13 @@ typedef enum upload_state
 
 struct tsnap_s3_upload
 {
-	tsnap_s3_client  *c;
-	CURLM	   *multi;		/* the parts' transfers; connections pooled here */
+	tsnap_s3_client *c;
+	CURLM	   *multi;			/* the parts' transfers, their connections */
 	char	   *key;
 	char	   *content_type;
 	char	   *upload_id;		/* NULL until the first part is cut */
 	upload_state state;
-	tsnap_s3_error	failure;		/* sticky, once state is UP_FAILED */
+	tsnap_s3_error failure;		/* sticky, once state is UP_FAILED */
 	up_slot    *slots;
 	int			nslots;
 	char	   *fill;
@@ -174,7 +174,7 @@ cancel_all(tsnap_s3_upload *u, tsnap_s3_error *err)
 static bool
 fail(tsnap_s3_upload *u, const tsnap_s3_error *cause, tsnap_s3_error *err)
 {
-	tsnap_s3_error	abort_err;
+	tsnap_s3_error abort_err;
 
 	if (u->state == UP_OPEN)
 	{
@@ -202,8 +202,8 @@ state_error(tsnap_s3_upload *u, tsnap_s3_error *err)
 		copy_error(err, &u->failure);
 	else
 		tsnap_s3_error_set(err, S3_ERR_INVALID, "upload", u->key,
-					 u->state == UP_DONE ? "upload already finished"
-					 : "upload was aborted");
+						   u->state == UP_DONE ? "upload already finished"
+						   : "upload was aborted");
 	return false;
 }
 
@@ -221,7 +221,7 @@ slot_start(tsnap_s3_upload *u, up_slot *s, tsnap_s3_error *err)
 	if (curl_multi_add_handle(u->multi, s->easy) != CURLM_OK)
 	{
 		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", u->key,
-					 "could not add transfer");
+						   "could not add transfer");
 		return false;
 	}
 	s->state = SLOT_RUNNING;
@@ -232,8 +232,8 @@ slot_start(tsnap_s3_upload *u, up_slot *s, tsnap_s3_error *err)
 static bool
 slot_done(tsnap_s3_upload *u, up_slot *s, CURLcode rc, tsnap_s3_error *err)
 {
-	tsnap_s3_outcome	outcome;
-	tsnap_s3_error	e;
+	tsnap_s3_outcome outcome;
+	tsnap_s3_error e;
 
 	curl_multi_remove_handle(u->multi, s->easy);
 	s->state = SLOT_IDLE;
@@ -244,11 +244,13 @@ slot_done(tsnap_s3_upload *u, up_slot *s, CURLcode rc, tsnap_s3_error *err)
 		if (s->x.etag[0] == '\0' || strlen(s->x.etag) >= ETAG_LEN)
 		{
 			tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key,
-						 "part %d: reply has no usable ETag", s->part_number);
+							   "part %d: reply has no usable ETag",
+							   s->part_number);
 			outcome = S3_FAIL;
 		}
 		else
-			tsnap_s3_strlcpy(u->etags[s->part_number - 1], s->x.etag, ETAG_LEN);
+			tsnap_s3_strlcpy(u->etags[s->part_number - 1], s->x.etag,
+							 ETAG_LEN);
 	}
 	tsnap_s3_xfer_cleanup(&s->x);
 	s->xfer_live = false;
@@ -257,7 +259,8 @@ slot_done(tsnap_s3_upload *u, up_slot *s, CURLcode rc, tsnap_s3_error *err)
 	if (outcome == S3_RETRY && s->attempt < u->c->max_attempts)
 	{
 		s->state = SLOT_BACKOFF;
-		s->not_before = tsnap_s3_now_ms() + tsnap_s3_backoff_ms(u->c, s->attempt);
+		s->not_before = tsnap_s3_now_ms() +
+			tsnap_s3_backoff_ms(u->c, s->attempt);
 		return true;
 	}
 	if (e.detail[0] == '\0')
@@ -282,7 +285,8 @@ drive(tsnap_s3_upload *u, tsnap_s3_error *err)
 	{
 		tsnap_s3_error e;
 
-		tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key, "curl_multi_perform failed");
+		tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key,
+						   "curl_multi_perform failed");
 		return fail(u, &e, err);
 	}
 	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL)
@@ -290,7 +294,8 @@ drive(tsnap_s3_upload *u, tsnap_s3_error *err)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		for (i = 0; i < u->nslots; i++)
-			if (u->slots[i].state == SLOT_RUNNING && u->slots[i].easy == msg->easy_handle)
+			if (u->slots[i].state == SLOT_RUNNING &&
+				u->slots[i].easy == msg->easy_handle)
 			{
 				if (!slot_done(u, &u->slots[i], msg->data.result, err))
 					return false;
@@ -311,7 +316,7 @@ drive(tsnap_s3_upload *u, tsnap_s3_error *err)
 		}
 		if (s->state == SLOT_BACKOFF && now >= s->not_before)
 		{
-			tsnap_s3_error	e;
+			tsnap_s3_error e;
 
 			if (!slot_start(u, s, &e))
 				return fail(u, &e, err);
@@ -368,9 +373,10 @@ wait_slots(tsnap_s3_upload *u, bool want_all, tsnap_s3_error *err)
 			return free_slot;
 		if (tsnap_s3_interrupted(u->c))
 		{
-			tsnap_s3_error	e;
+			tsnap_s3_error e;
 
-			tsnap_s3_error_set(&e, S3_ERR_INTERRUPTED, "UploadPart", u->key, NULL);
+			tsnap_s3_error_set(&e, S3_ERR_INTERRUPTED, "UploadPart", u->key,
+							   NULL);
 			fail(u, &e, err);
 			return NULL;
 		}
@@ -385,18 +391,19 @@ dispatch_fill(tsnap_s3_upload *u, tsnap_s3_error *err)
 	up_slot    *s;
 	char	   *tmp;
 	size_t		tmpcap;
-	tsnap_s3_error	e;
+	tsnap_s3_error e;
 
 	if (u->upload_id == NULL)
 	{
-		u->upload_id = tsnap_s3_create_multipart_upload(u->c, u->key, u->content_type, &e);
+		u->upload_id = tsnap_s3_create_multipart_upload(u->c, u->key,
+														u->content_type, &e);
 		if (u->upload_id == NULL)
 			return fail(u, &e, err);
 	}
 	if (u->next_part > S3_MAX_PARTS)
 	{
 		tsnap_s3_error_set(&e, S3_ERR_TOO_LARGE, "UploadPart", u->key,
-					 "object needs more than %d parts", S3_MAX_PARTS);
+						   "object needs more than %d parts", S3_MAX_PARTS);
 		return fail(u, &e, err);
 	}
 	if (u->next_part > u->etags_cap)
@@ -409,7 +416,8 @@ dispatch_fill(tsnap_s3_upload *u, tsnap_s3_error *err)
 		p = realloc(u->etags, (size_t) cap * ETAG_LEN);
 		if (p == NULL)
 		{
-			tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key, "out of memory");
+			tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "UploadPart", u->key,
+							   "out of memory");
 			return fail(u, &e, err);
 		}
 		u->etags = p;
@@ -457,17 +465,17 @@ dispatch_fill(tsnap_s3_upload *u, tsnap_s3_error *err)
  * as one PutObject at finish.  Returns NULL with err filled on failure.
  */
 tsnap_s3_upload *
-tsnap_s3_upload_begin(tsnap_s3_client *c, const char *key, const char *content_type,
-				tsnap_s3_error *err)
+tsnap_s3_upload_begin(tsnap_s3_client *c, const char *key,
+					  const char *content_type, tsnap_s3_error *err)
 {
-	tsnap_s3_upload  *u;
+	tsnap_s3_upload *u;
 	int			i;
 
 	tsnap_s3_error_clear(err);
 	if (key == NULL || key[0] == '\0' || strlen(key) > 1024)
 	{
 		tsnap_s3_error_set(err, S3_ERR_INVALID, "upload", key,
-					 "key must be 1 to 1024 bytes long");
+						   "key must be 1 to 1024 bytes long");
 		return NULL;
 	}
 	u = calloc(1, sizeof(tsnap_s3_upload));
@@ -478,11 +486,13 @@ tsnap_s3_upload_begin(tsnap_s3_client *c, const char *key, const char *content_t
 	u->next_part = 1;
 	u->last_drive_ms = tsnap_s3_now_ms();
 	u->key = strdup(key);
-	u->content_type = strdup(content_type ? content_type : "application/octet-stream");
+	u->content_type = strdup(content_type ?
+							 content_type : "application/octet-stream");
 	u->nslots = c->max_parts_in_flight;
 	u->multi = curl_multi_init();
 	u->slots = calloc(u->nslots, sizeof(up_slot));
-	if (u->key == NULL || u->content_type == NULL || u->slots == NULL || u->multi == NULL)
+	if (u->key == NULL || u->content_type == NULL || u->slots == NULL ||
+		u->multi == NULL)
 		goto oom;
 	for (i = 0; i < u->nslots; i++)
 		if ((u->slots[i].easy = curl_easy_init()) == NULL)
@@ -520,23 +530,25 @@ grow_fill(tsnap_s3_upload *u, size_t need, size_t part_size)
  * lets transfers progress.  Blocks only when every slot is busy.
  */
 bool
-tsnap_s3_upload_write(tsnap_s3_upload *u, const void *data, size_t len, tsnap_s3_error *err)
+tsnap_s3_upload_write(tsnap_s3_upload *u, const void *data, size_t len,
+					  tsnap_s3_error *err)
 {
 	const char *p = data;
-	tsnap_s3_error	e;
+	tsnap_s3_error e;
 
 	if (u->state != UP_OPEN)
 		return state_error(u, err);
 	if (len > u->c->max_object_size || u->total > u->c->max_object_size - len)
 	{
 		tsnap_s3_error_set(&e, S3_ERR_TOO_LARGE, "upload", u->key,
-					 "object exceeds the size limit of %llu bytes",
-					 (unsigned long long) u->c->max_object_size);
+						   "object exceeds the size limit of %llu bytes",
+						   (unsigned long long) u->c->max_object_size);
 		return fail(u, &e, err);
 	}
 	while (len > 0)
 	{
-		size_t		part_size = tsnap_s3_part_size_for(u->c->part_size, u->next_part);
+		size_t		part_size = tsnap_s3_part_size_for(u->c->part_size,
+													   u->next_part);
 		size_t		n;
 
 		if (u->fill_len >= part_size)
@@ -548,9 +560,11 @@ tsnap_s3_upload_write(tsnap_s3_upload *u, const void *data, size_t len, tsnap_s3
 		n = part_size - u->fill_len;
 		if (n > len)
 			n = len;
-		if (u->fill_len + n > u->fill_cap && !grow_fill(u, u->fill_len + n, part_size))
+		if (u->fill_len + n > u->fill_cap &&
+			!grow_fill(u, u->fill_len + n, part_size))
 		{
-			tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "upload", u->key, "out of memory");
+			tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "upload", u->key,
+							   "out of memory");
 			return fail(u, &e, err);
 		}
 		memcpy(u->fill + u->fill_len, p, n);
@@ -574,9 +588,10 @@ tsnap_s3_upload_write(tsnap_s3_upload *u, const void *data, size_t len, tsnap_s3
  * RGW) asks HeadObject for it.  On failure the upload is aborted.
  */
 bool
-tsnap_s3_upload_finish(tsnap_s3_upload *u, tsnap_s3_upload_result *result, tsnap_s3_error *err)
+tsnap_s3_upload_finish(tsnap_s3_upload *u, tsnap_s3_upload_result *result,
+					   tsnap_s3_error *err)
 {
-	tsnap_s3_error	e;
+	tsnap_s3_error e;
 	const char **etags;
 	int			nparts;
 	int			i;
@@ -588,8 +603,9 @@ tsnap_s3_upload_finish(tsnap_s3_upload *u, tsnap_s3_upload_result *result, tsnap
 
 	if (u->upload_id == NULL)
 	{
-		ok = tsnap_s3_put_object(u->c, u->key, u->fill, u->fill_len, u->content_type,
-						   result->etag, sizeof(result->etag), &e);
+		ok = tsnap_s3_put_object(u->c, u->key, u->fill, u->fill_len,
+								 u->content_type, result->etag,
+								 sizeof(result->etag), &e);
 		if (!ok)
 		{
 			u->failure = e;
@@ -614,14 +630,16 @@ tsnap_s3_upload_finish(tsnap_s3_upload *u, tsnap_s3_upload_result *result, tsnap
 	etags = malloc(sizeof(char *) * (nparts > 0 ? nparts : 1));
 	if (etags == NULL)
 	{
-		tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "CompleteMultipartUpload", u->key, "out of memory");
+		tsnap_s3_error_set(&e, S3_ERR_INTERNAL, "CompleteMultipartUpload",
+						   u->key, "out of memory");
 		return fail(u, &e, err);
 	}
 	for (i = 0; i < nparts; i++)
 		etags[i] = u->etags[i];
 	free_buffers(u);
-	ok = tsnap_s3_complete_multipart_upload(u->c, u->key, u->upload_id, etags, nparts,
-									  result->etag, sizeof(result->etag), &e);
+	ok = tsnap_s3_complete_multipart_upload(u->c, u->key, u->upload_id, etags,
+											nparts, result->etag,
+											sizeof(result->etag), &e);
 	free(etags);
 	if (!ok)
 		return fail(u, &e, err);
@@ -633,7 +651,8 @@ tsnap_s3_upload_finish(tsnap_s3_upload *u, tsnap_s3_upload_result *result, tsnap
 	result->bytes = u->total;
 	result->parts = nparts;
 	if (result->etag[0] == '\0' &&
-		!tsnap_s3_head_object(u->c, u->key, NULL, result->etag, sizeof(result->etag), &e))
+		!tsnap_s3_head_object(u->c, u->key, NULL, result->etag,
+							  sizeof(result->etag), &e))
 	{
 		/* The object is complete; only its ETag is unknown. */
 		copy_error(err, &e);
@@ -670,7 +689,7 @@ tsnap_s3_upload_free(tsnap_s3_upload *u)
 		return;
 	if (u->state == UP_OPEN && u->c)
 	{
-		tsnap_s3_error	e;
+		tsnap_s3_error e;
 
 		tsnap_s3_upload_abort(u, &e);
 	}

@@ -4,9 +4,9 @@
  *	  Small helpers of the S3 client: a growable string buffer, the URI
  *	  encoding that SigV4 and S3 require, hex and SHA-256, clocks.
  *
- * tsnap_s3_buf owns its malloc'd data.  Appends never fail loudly: an allocation
- * failure sets buf->oom, later appends do nothing, and the caller checks
- * the flag once when the string is complete.
+ * tsnap_s3_buf owns its malloc'd data.  Appends never fail loudly: an
+ * allocation failure sets buf->oom, later appends do nothing, and the
+ * caller checks the flag once when the string is complete.
  *
  *-------------------------------------------------------------------------
  */
@@ -132,7 +132,8 @@ tsnap_s3_buf_printf(tsnap_s3_buf *buf, const char *fmt,...)
  * stay), because S3 keys are opaque byte strings.
  */
 void
-tsnap_s3_uri_encode(tsnap_s3_buf *buf, const char *s, size_t len, bool keep_slash)
+tsnap_s3_uri_encode(tsnap_s3_buf *buf, const char *s, size_t len,
+					bool keep_slash)
 {
 	static const char hexdig[] = "0123456789ABCDEF";
 	size_t		i;

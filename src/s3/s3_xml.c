@@ -85,7 +85,7 @@ copy_child_text(xmlNodePtr parent, const char *name, char *out, size_t outlen)
  */
 bool
 tsnap_s3_xml_error(const char *body, size_t len, char *code, size_t codelen,
-			 char *message, size_t msglen)
+				   char *message, size_t msglen)
 {
 	xmlDocPtr	doc = parse(body, len);
 	xmlNodePtr	root;
@@ -134,7 +134,7 @@ tsnap_s3_xml_upload_id(const char *body, size_t len)
  */
 bool
 tsnap_s3_xml_complete(const char *body, size_t len, char *etag, size_t etaglen,
-				bool *is_error)
+					  bool *is_error)
 {
 	xmlDocPtr	doc = parse(body, len);
 	xmlNodePtr	root;
@@ -171,13 +171,56 @@ text_is_true(xmlNodePtr parent, const char *name)
 }
 
 /*
- * One ListObjectsV2 page: call cb for each <Contents>, fill list with the
- * pagination state.  Returns 0 on success, 1 if cb stopped, -1 if the
- * reply is not a ListBucketResult.
+ * What tells the pages of ListObjectsV2 and ListMultipartUploads apart: the
+ * root element, the elements that carry the pagination state, the entry
+ * element, and the children read from each entry, of which the first
+ * nrequired must be present.  Both listings parse through list_page().
  */
-int
-tsnap_s3_xml_list_objects(const char *body, size_t len, tsnap_s3_object_cb cb, void *arg,
-					tsnap_s3_xml_list *list)
+#define LIST_MAX_FIELDS 3
+
+typedef struct list_shape
+{
+	const char *root;
+	const char *next_token;		/* NextContinuationToken or NextKeyMarker */
+	const char *next_id;		/* NextUploadIdMarker, or NULL */
+	const char *entry;
+	const char *fields[LIST_MAX_FIELDS];	/* NULL = unused */
+	int			nrequired;
+} list_shape;
+
+static const list_shape objects_shape = {
+	"ListBucketResult", "NextContinuationToken", NULL,
+	"Contents", {"Key", "Size", "ETag"}, 1
+};
+
+static const list_shape uploads_shape = {
+	"ListMultipartUploadsResult", "NextKeyMarker", "NextUploadIdMarker",
+	"Upload", {"Key", "UploadId", NULL}, 2
+};
+
+/* The caller's callback (the one that matches the listing) and its arg. */
+typedef struct list_walk
+{
+	tsnap_s3_object_cb object_cb;
+	tsnap_s3_upload_cb upload_cb;
+	void	   *arg;
+} list_walk;
+
+/*
+ * Hand one entry's fields, in list_shape order, to the caller's callback.
+ * Returns nonzero if the callback asked to stop.
+ */
+typedef int (*deliver_fn) (char *const *fields, const list_walk *walk);
+
+/*
+ * One page of the listing described by shape: fill list with the
+ * pagination state and deliver each entry.  Returns 0 on success, 1 if the
+ * callback stopped, -1 if the reply is not such a page or an entry lacks a
+ * required field.
+ */
+static int
+list_page(const char *body, size_t len, const list_shape *shape,
+		  deliver_fn deliver, const list_walk *walk, tsnap_s3_xml_list *list)
 {
 	xmlDocPtr	doc = parse(body, len);
 	xmlNodePtr	root;
@@ -188,42 +231,77 @@ tsnap_s3_xml_list_objects(const char *body, size_t len, tsnap_s3_object_cb cb, v
 	if (doc == NULL)
 		return -1;
 	root = xmlDocGetRootElement(doc);
-	if (!is_element(root, "ListBucketResult"))
+	if (!is_element(root, shape->root))
 	{
 		xmlFreeDoc(doc);
 		return -1;
 	}
 	list->truncated = text_is_true(root, "IsTruncated");
-	list->next_token = child_text(root, "NextContinuationToken");
+	list->next_token = child_text(root, shape->next_token);
+	if (shape->next_id)
+		list->next_upload_id = child_text(root, shape->next_id);
 	for (n = root->children; n && rc == 0; n = n->next)
 	{
-		tsnap_s3_object_info info;
-		char	   *key,
-				   *size,
-				   *etag;
+		char	   *fields[LIST_MAX_FIELDS];
+		int			i;
 
-		if (!is_element(n, "Contents"))
+		if (!is_element(n, shape->entry))
 			continue;
-		key = child_text(n, "Key");
-		size = child_text(n, "Size");
-		etag = child_text(n, "ETag");
-		if (key == NULL)
-			rc = -1;
-		else
+		for (i = 0; i < LIST_MAX_FIELDS; i++)
 		{
-			info.key = key;
-			info.size = size ? strtoull(size, NULL, 10) : 0;
-			info.etag = etag ? etag : "";
+			fields[i] = shape->fields[i] ?
+				child_text(n, shape->fields[i]) : NULL;
+			if (i < shape->nrequired && fields[i] == NULL)
+				rc = -1;
+		}
+		if (rc == 0)
+		{
 			list->count++;
-			if (cb && cb(&info, arg) != 0)
+			if (deliver(fields, walk) != 0)
 				rc = 1;
 		}
-		free(key);
-		free(size);
-		free(etag);
+		for (i = 0; i < LIST_MAX_FIELDS; i++)
+			free(fields[i]);
 	}
 	xmlFreeDoc(doc);
 	return rc;
+}
+
+/* A <Contents> entry: Key, Size, ETag. */
+static int
+deliver_object(char *const *fields, const list_walk *walk)
+{
+	tsnap_s3_object_info info;
+
+	info.key = fields[0];
+	info.size = fields[1] ? strtoull(fields[1], NULL, 10) : 0;
+	info.etag = fields[2] ? fields[2] : "";
+	return walk->object_cb && walk->object_cb(&info, walk->arg) != 0;
+}
+
+/* An <Upload> entry: Key, UploadId. */
+static int
+deliver_upload(char *const *fields, const list_walk *walk)
+{
+	tsnap_s3_upload_info info;
+
+	info.key = fields[0];
+	info.upload_id = fields[1];
+	return walk->upload_cb && walk->upload_cb(&info, walk->arg) != 0;
+}
+
+/*
+ * One ListObjectsV2 page: call cb for each <Contents>, fill list with the
+ * pagination state.  Returns 0 on success, 1 if cb stopped, -1 if the
+ * reply is not a ListBucketResult.
+ */
+int
+tsnap_s3_xml_list_objects(const char *body, size_t len, tsnap_s3_object_cb cb,
+						  void *arg, tsnap_s3_xml_list *list)
+{
+	list_walk	walk = {cb, NULL, arg};
+
+	return list_page(body, len, &objects_shape, deliver_object, &walk, list);
 }
 
 /*
@@ -231,51 +309,12 @@ tsnap_s3_xml_list_objects(const char *body, size_t len, tsnap_s3_object_cb cb, v
  * convention as tsnap_s3_xml_list_objects.
  */
 int
-tsnap_s3_xml_list_uploads(const char *body, size_t len, tsnap_s3_upload_cb cb, void *arg,
-					tsnap_s3_xml_list *list)
+tsnap_s3_xml_list_uploads(const char *body, size_t len, tsnap_s3_upload_cb cb,
+						  void *arg, tsnap_s3_xml_list *list)
 {
-	xmlDocPtr	doc = parse(body, len);
-	xmlNodePtr	root;
-	xmlNodePtr	n;
-	int			rc = 0;
+	list_walk	walk = {NULL, cb, arg};
 
-	memset(list, 0, sizeof(*list));
-	if (doc == NULL)
-		return -1;
-	root = xmlDocGetRootElement(doc);
-	if (!is_element(root, "ListMultipartUploadsResult"))
-	{
-		xmlFreeDoc(doc);
-		return -1;
-	}
-	list->truncated = text_is_true(root, "IsTruncated");
-	list->next_token = child_text(root, "NextKeyMarker");
-	list->next_upload_id = child_text(root, "NextUploadIdMarker");
-	for (n = root->children; n && rc == 0; n = n->next)
-	{
-		tsnap_s3_upload_info info;
-		char	   *key,
-				   *id;
-
-		if (!is_element(n, "Upload"))
-			continue;
-		key = child_text(n, "Key");
-		id = child_text(n, "UploadId");
-		if (key == NULL || id == NULL)
-			rc = -1;
-		else
-		{
-			info.key = key;
-			info.upload_id = id;
-			list->count++;
-			if (cb && cb(&info, arg) != 0)
-				rc = 1;
-		}
-		free(key);
-		free(id);
-	}
-	xmlFreeDoc(doc);
-	return rc;
+	return list_page(body, len, &uploads_shape, deliver_upload, &walk, list);
 }
 
 void

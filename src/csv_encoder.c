@@ -1,0 +1,155 @@
+/*-------------------------------------------------------------------------
+ *
+ * csv_encoder.c
+ *	  Rows to CSV, byte for byte as COPY ... TO (FORMAT csv, HEADER) writes.
+ *
+ * The encoder appends to a StringInfo that the caller drains (the scan hands
+ * it to the uploader every few dozen kilobytes).  It follows copyto.c's
+ * CopyAttributeOutCSV with COPY's defaults: delimiter ',', quote and escape
+ * '"', NULL written as nothing, rows ended by "\n".  A value is quoted when
+ * it is the empty string (which would otherwise read back as NULL), contains
+ * the delimiter, a quote, CR or LF, or, in a single-column result, is
+ * exactly "\." (which alone on a line would end COPY FROM's data).  Header
+ * names follow the same rules.
+ *
+ * Values come from the columns' type output functions in the current
+ * session's settings; the worker pins those settings (see worker.c) so that
+ * a key's bytes never depend on who asked.  Server encodings never embed
+ * ASCII bytes in multibyte characters, so a byte-wise scan is exact.
+ *
+ * The encoder's per-row memory lives in its own context, reset per row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "snapshot.h"
+
+#define CSV_DELIM	','
+#define CSV_QUOTE	'"'
+
+/*
+ * Prepare to encode rows of tupdesc.  The encoder keeps a pointer to
+ * tupdesc, which must outlive it.
+ */
+void
+tsnap_csv_begin(TsnapCsvEncoder *enc, TupleDesc tupdesc)
+{
+	int			i;
+
+	enc->tupdesc = tupdesc;
+	enc->natts = tupdesc->natts;
+	enc->out_funcs = palloc0(sizeof(FmgrInfo) * Max(enc->natts, 1));
+	enc->values = palloc(sizeof(Datum) * Max(enc->natts, 1));
+	enc->nulls = palloc(sizeof(bool) * Max(enc->natts, 1));
+	for (i = 0; i < enc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		Oid			out_func;
+		bool		isvarlena;
+
+		getTypeOutputInfo(att->atttypid, &out_func, &isvarlena);
+		fmgr_info(out_func, &enc->out_funcs[i]);
+	}
+	enc->rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+										"tsnap csv row",
+										ALLOCSET_DEFAULT_SIZES);
+	enc->rows = 0;
+}
+
+/*
+ * Append one field.  See the file header for when COPY quotes.
+ */
+static void
+append_field(StringInfo out, const char *s, bool single_attr)
+{
+	const char *p;
+	const char *start;
+	bool		quote = false;
+
+	if (*s == '\0')
+		quote = true;
+	else if (single_attr && strcmp(s, "\\.") == 0)
+		quote = true;
+	else
+	{
+		for (p = s; *p; p++)
+		{
+			char		c = *p;
+
+			if (c == CSV_DELIM || c == CSV_QUOTE || c == '\n' || c == '\r')
+			{
+				quote = true;
+				break;
+			}
+		}
+		if (!quote)
+		{
+			appendBinaryStringInfo(out, s, p - s);
+			return;
+		}
+	}
+
+	appendStringInfoCharMacro(out, CSV_QUOTE);
+	start = s;
+	for (p = s; *p; p++)
+	{
+		if (*p == CSV_QUOTE)
+		{
+			/* emit up to and including the quote, then double it */
+			appendBinaryStringInfo(out, start, p - start + 1);
+			appendStringInfoCharMacro(out, CSV_QUOTE);
+			start = p + 1;
+		}
+	}
+	appendBinaryStringInfo(out, start, p - start);
+	appendStringInfoCharMacro(out, CSV_QUOTE);
+}
+
+/*
+ * Append the header line: the column names.
+ */
+void
+tsnap_csv_header(TsnapCsvEncoder *enc, StringInfo out)
+{
+	int			i;
+
+	for (i = 0; i < enc->natts; i++)
+	{
+		if (i > 0)
+			appendStringInfoCharMacro(out, CSV_DELIM);
+		append_field(out, NameStr(TupleDescAttr(enc->tupdesc, i)->attname),
+					 enc->natts == 1);
+	}
+	appendStringInfoCharMacro(out, '\n');
+}
+
+/*
+ * Append one row.
+ */
+void
+tsnap_csv_row(TsnapCsvEncoder *enc, HeapTuple tuple, StringInfo out)
+{
+	MemoryContext old = MemoryContextSwitchTo(enc->rowcxt);
+	int			i;
+
+	heap_deform_tuple(tuple, enc->tupdesc, enc->values, enc->nulls);
+	for (i = 0; i < enc->natts; i++)
+	{
+		if (i > 0)
+			appendStringInfoCharMacro(out, CSV_DELIM);
+		if (!enc->nulls[i])
+			append_field(out,
+						 OutputFunctionCall(&enc->out_funcs[i], enc->values[i]),
+						 enc->natts == 1);
+	}
+	appendStringInfoCharMacro(out, '\n');
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(enc->rowcxt);
+	enc->rows++;
+}

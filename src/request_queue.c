@@ -1,0 +1,523 @@
+/*-------------------------------------------------------------------------
+ *
+ * request_queue.c
+ *	  The shared-memory queue between callers of tsnap_snapshot and the
+ *	  workers that build snapshots.
+ *
+ * A caller that misses puts a request in a slot, makes sure a worker will
+ * serve it, and sleeps on the queue's condition variable until the slot is
+ * DONE or FAILED.  Requests travel through shared memory, not a catalog row,
+ * because a worker cannot see rows of the caller's uncommitted transaction.
+ *
+ * Single flight: a caller joins a QUEUED or RUNNING request for the same
+ * table in the same database instead of adding its own, so concurrent
+ * callers cause one upload and all get the same key.  It joins a RUNNING
+ * request only once the worker has published the version it is scanning
+ * and that version is at least the one the caller saw; otherwise its answer
+ * could be older than the caller's own view.
+ *
+ * Workers: at most tsnap.max_workers run at once, each bound to a database.
+ * A worker takes QUEUED requests of its database, oldest first, and exits
+ * when there are none; taking the last request and retiring happen under the
+ * lock, so a request is never left without a worker once one was launched.
+ * Waiting callers re-check every second and launch a worker when one is
+ * needed and the pool has room.
+ *
+ * Slot lifetime: a slot is freed by whoever is last among its waiters and its
+ * worker.  A caller that leaves (cancel, statement_timeout) drops a request
+ * nobody else waits for if it is still QUEUED; a RUNNING one finishes and
+ * is recorded, so the work serves later calls.
+ *
+ * Locking: one LWLock guards the whole structure; it is held only to read or
+ * change a few fields, never across I/O.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "settings.h"
+#include "snapshot.h"
+
+#define TSNAP_WORKERS_LIMIT 64	/* upper bound of tsnap.max_workers */
+
+typedef enum SlotState
+{
+	SLOT_FREE = 0,
+	SLOT_QUEUED,
+	SLOT_RUNNING,
+	SLOT_DONE,
+	SLOT_FAILED
+} SlotState;
+
+typedef struct RequestSlot
+{
+	SlotState	state;
+	uint64		generation;		/* tells reuses of the slot apart */
+	int			waiters;
+	int			worker;			/* index in workers[], or -1 */
+	int64		version_seen;	/* published by the worker; -1 = not yet */
+	TsnapRequestParams params;
+	TsnapSnapshotResult result;
+	TsnapRequestError error;
+} RequestSlot;
+
+typedef struct WorkerEntry
+{
+	bool		in_use;
+	bool		started;
+	pid_t		pid;
+	Oid			dboid;
+	int			slot;			/* request being served, or -1 */
+	char		upload_key[TSNAP_KEY_MAX];	/* key being uploaded, or "" */
+} WorkerEntry;
+
+typedef struct TsnapQueue
+{
+	LWLock	   *lock;
+	ConditionVariable cv;
+	uint64		next_generation;
+	int			nslots;
+	WorkerEntry workers[TSNAP_WORKERS_LIMIT];
+	RequestSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} TsnapQueue;
+
+static TsnapQueue *queue = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* One slot per backend is enough: a backend waits for one request at once. */
+static int
+queue_slots(void)
+{
+	return MaxBackends;
+}
+
+static Size
+queue_size(void)
+{
+	return add_size(offsetof(TsnapQueue, slots),
+					mul_size(sizeof(RequestSlot), queue_slots()));
+}
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(queue_size());
+	RequestNamedLWLockTranche("tsnap", 1);
+}
+
+static void
+shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	queue = ShmemInitStruct("tsnap request queue", queue_size(), &found);
+	if (!found)
+	{
+		int			i;
+
+		memset(queue, 0, queue_size());
+		queue->lock = &(GetNamedLWLockTranche("tsnap"))->lock;
+		ConditionVariableInit(&queue->cv);
+		queue->nslots = queue_slots();
+		for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)
+			queue->workers[i].slot = -1;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Install the shared memory hooks; from _PG_init while preloading only.
+ */
+void
+tsnap_queue_request_shmem(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+}
+
+/* Is the queue there, that is, was tsnap preloaded? */
+bool
+tsnap_queue_available(void)
+{
+	return queue != NULL;
+}
+
+/*
+ * Under the lock: a slot this request can join, else a free slot set up for
+ * it, else -1.
+ */
+static pg_noinline int
+find_slot(const TsnapRequestParams *params, bool *joined)
+{
+	int			free_slot = -1;
+	int			i;
+
+	*joined = false;
+	for (i = 0; i < queue->nslots; i++)
+	{
+		RequestSlot *s = &queue->slots[i];
+
+		if (s->state == SLOT_FREE)
+		{
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if ((s->state == SLOT_QUEUED ||
+			 (s->state == SLOT_RUNNING &&
+			  s->version_seen >= params->min_version)) &&
+			s->params.dboid == params->dboid &&
+			s->params.relid == params->relid &&
+			s->params.max_bytes == params->max_bytes &&
+			s->params.stale_key[0] == '\0' && params->stale_key[0] == '\0')
+		{
+			*joined = true;
+			s->waiters++;
+			return i;
+		}
+	}
+	if (free_slot >= 0)
+	{
+		RequestSlot *s = &queue->slots[free_slot];
+
+		memset(s, 0, sizeof(*s));
+		s->state = SLOT_QUEUED;
+		s->generation = ++queue->next_generation;
+		s->waiters = 1;
+		s->worker = -1;
+		s->version_seen = -1;
+		s->params = *params;
+	}
+	return free_slot;
+}
+
+/*
+ * Launch a worker for dboid if its pending requests outnumber its workers
+ * and the pool has room.  Raises 53000 if no worker could be started and
+ * none serves the database.
+ */
+static void
+ensure_worker(Oid dboid)
+{
+	int			pending = 0;
+	int			serving = 0;
+	int			entry = -1;
+	int			i;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	for (i = 0; i < queue->nslots; i++)
+	{
+		SlotState	st = queue->slots[i].state;
+
+		if ((st == SLOT_QUEUED || st == SLOT_RUNNING) &&
+			queue->slots[i].params.dboid == dboid)
+			pending++;
+	}
+	for (i = 0; i < tsnap_max_workers && i < TSNAP_WORKERS_LIMIT; i++)
+	{
+		WorkerEntry *w = &queue->workers[i];
+
+		if (w->in_use && w->dboid == dboid)
+			serving++;
+		else if (!w->in_use && entry < 0)
+			entry = i;
+	}
+	if (serving >= pending || entry < 0)
+	{
+		LWLockRelease(queue->lock);
+		return;
+	}
+	queue->workers[entry].in_use = true;
+	queue->workers[entry].started = false;
+	queue->workers[entry].pid = 0;
+	queue->workers[entry].dboid = dboid;
+	queue->workers[entry].slot = -1;
+	queue->workers[entry].upload_key[0] = '\0';
+	LWLockRelease(queue->lock);
+
+	if (tsnap_worker_launch(entry))
+		return;
+
+	/* it never ran: give the entry back */
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	if (!queue->workers[entry].started)
+		queue->workers[entry].in_use = false;
+	LWLockRelease(queue->lock);
+	if (serving == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a tsnap background worker"),
+				 errhint("Raise max_worker_processes; tsnap needs up to tsnap.max_workers of them.")));
+}
+
+/* Under the lock: the slot if it is still the caller's request */
+static RequestSlot *
+my_slot(int idx, uint64 generation)
+{
+	RequestSlot *s = &queue->slots[idx];
+
+	return (s->state != SLOT_FREE && s->generation == generation) ? s : NULL;
+}
+
+static void
+leave_slot(int idx, uint64 generation)
+{
+	RequestSlot *s;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	s = my_slot(idx, generation);
+	if (s && --s->waiters <= 0 && s->state != SLOT_RUNNING)
+		s->state = SLOT_FREE;
+	LWLockRelease(queue->lock);
+}
+
+/*
+ * Sleep until the request in slot idx is DONE or FAILED; copy out what it
+ * produced.  Every second, make sure a worker will take it.
+ */
+static SlotState
+wait_for(int idx, uint64 generation, Oid dboid,
+		 TsnapSnapshotResult *result, TsnapRequestError *error)
+{
+	SlotState	state;
+
+	ConditionVariablePrepareToSleep(&queue->cv);
+	for (;;)
+	{
+		RequestSlot *s;
+
+		LWLockAcquire(queue->lock, LW_SHARED);
+		s = my_slot(idx, generation);
+		if (s == NULL)
+			elog(ERROR, "tsnap request slot %d was lost", idx);
+		state = s->state;
+		if (state == SLOT_DONE)
+			*result = s->result;
+		else if (state == SLOT_FAILED)
+			*error = s->error;
+		LWLockRelease(queue->lock);
+
+		if (state == SLOT_DONE || state == SLOT_FAILED)
+			break;
+		if (state == SLOT_QUEUED)
+			ensure_worker(dboid);
+		ConditionVariableTimedSleep(&queue->cv, 1000, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return state;
+}
+
+/*
+ * Submit a request (or join an equal one) and wait for its result.  The wait
+ * ends with the result, with the worker's error re-raised here, or with the
+ * caller's own cancel or statement_timeout, which leaves the request.
+ */
+void
+tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
+{
+	int			idx;
+	uint64		generation;
+	bool		joined;
+	TsnapRequestError error;
+	volatile SlotState state = SLOT_QUEUED;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	idx = find_slot(params, &joined);
+	generation = idx >= 0 ? queue->slots[idx].generation : 0;
+	LWLockRelease(queue->lock);
+	if (idx < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("too many tsnap snapshot requests at once")));
+
+	PG_TRY();
+	{
+		state = wait_for(idx, generation, params->dboid, result, &error);
+	}
+	PG_FINALLY();
+	{
+		ConditionVariableCancelSleep();
+		leave_slot(idx, generation);
+	}
+	PG_END_TRY();
+
+	if (state == SLOT_FAILED)
+		ereport(ERROR,
+				(errcode(error.sqlerrcode),
+				 errmsg_internal("%s", error.message),
+				 error.detail[0] ? errdetail_internal("%s", error.detail) : 0,
+				 error.hint[0] ? errhint("%s", error.hint) : 0));
+}
+
+/*
+ * Worker side: bind worker entry w to its process and return its database.
+ */
+Oid
+tsnap_queue_worker_database(int worker, pid_t pid)
+{
+	Oid			dboid;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	queue->workers[worker].started = true;
+	queue->workers[worker].pid = pid;
+	dboid = queue->workers[worker].dboid;
+	LWLockRelease(queue->lock);
+	return dboid;
+}
+
+/*
+ * Worker side: take the oldest QUEUED request of the worker's database.  If
+ * there is none, the worker retires in the same critical section and false
+ * is returned.
+ */
+bool
+tsnap_queue_take(int worker, TsnapRequestParams *params)
+{
+	WorkerEntry *w = &queue->workers[worker];
+	RequestSlot *best = NULL;
+	int			i;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	for (i = 0; i < queue->nslots; i++)
+	{
+		RequestSlot *s = &queue->slots[i];
+
+		if (s->state == SLOT_QUEUED && s->params.dboid == w->dboid &&
+			(best == NULL || s->generation < best->generation))
+			best = s;
+	}
+	if (best == NULL)
+	{
+		w->in_use = false;
+		w->slot = -1;
+		LWLockRelease(queue->lock);
+		return false;
+	}
+	best->state = SLOT_RUNNING;
+	best->worker = worker;
+	w->slot = best - queue->slots;
+	*params = best->params;
+	LWLockRelease(queue->lock);
+	return true;
+}
+
+/* Worker side: the version the worker's snapshot sees, for joiners. */
+void
+tsnap_queue_publish_version(int worker, int64 version)
+{
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	if (queue->workers[worker].slot >= 0)
+		queue->slots[queue->workers[worker].slot].version_seen = version;
+	LWLockRelease(queue->lock);
+}
+
+/*
+ * Worker side: announce the key about to be uploaded ("" when done), so
+ * that the sweep of abandoned uploads leaves it alone.
+ */
+void
+tsnap_queue_set_upload_key(int worker, const char *key)
+{
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	strlcpy(queue->workers[worker].upload_key, key, TSNAP_KEY_MAX);
+	LWLockRelease(queue->lock);
+}
+
+/* Is some live worker uploading key? */
+bool
+tsnap_queue_key_in_progress(const char *key)
+{
+	bool		found = false;
+	int			i;
+
+	LWLockAcquire(queue->lock, LW_SHARED);
+	for (i = 0; i < TSNAP_WORKERS_LIMIT && !found; i++)
+		found = queue->workers[i].in_use &&
+			strcmp(queue->workers[i].upload_key, key) == 0;
+	LWLockRelease(queue->lock);
+	return found;
+}
+
+/*
+ * Under the lock: end the worker's current request with a result or an
+ * error, or free it if nobody waits any more.
+ */
+static void
+finish_locked(WorkerEntry *w, const TsnapSnapshotResult *result,
+			  const TsnapRequestError *error)
+{
+	RequestSlot *s;
+
+	w->upload_key[0] = '\0';
+	if (w->slot < 0)
+		return;
+	s = &queue->slots[w->slot];
+	w->slot = -1;
+	s->worker = -1;
+	if (s->waiters <= 0)
+		s->state = SLOT_FREE;
+	else if (error)
+	{
+		s->error = *error;
+		s->state = SLOT_FAILED;
+	}
+	else
+	{
+		s->result = *result;
+		s->state = SLOT_DONE;
+	}
+}
+
+void
+tsnap_queue_finish(int worker, const TsnapSnapshotResult *result,
+				   const TsnapRequestError *error)
+{
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	finish_locked(&queue->workers[worker], result, error);
+	LWLockRelease(queue->lock);
+	ConditionVariableBroadcast(&queue->cv);
+}
+
+/*
+ * Worker side, on any exit (before_shmem_exit): fail the request in hand,
+ * which only happens when the worker dies with FATAL (terminate, shutdown,
+ * a dropped database), and give the entry back.
+ */
+void
+tsnap_queue_worker_exit(int worker)
+{
+	WorkerEntry *w = &queue->workers[worker];
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	if (w->in_use && w->pid == MyProcPid)
+	{
+		TsnapRequestError error;
+
+		memset(&error, 0, sizeof(error));
+		error.sqlerrcode = ERRCODE_ADMIN_SHUTDOWN;
+		strlcpy(error.message, "tsnap worker exited before the snapshot was finished",
+				sizeof(error.message));
+		strlcpy(error.hint, "Try again; the server log may say why the worker stopped.",
+				sizeof(error.hint));
+		finish_locked(w, NULL, &error);
+		w->in_use = false;
+	}
+	LWLockRelease(queue->lock);
+	ConditionVariableBroadcast(&queue->cv);
+}

@@ -1,0 +1,218 @@
+/*-------------------------------------------------------------------------
+ *
+ * s3_adapter.c
+ *	  The boundary between PostgreSQL and tsnap's plain-C S3 client.
+ *
+ * This file turns tsnap's settings into a client configuration, lets the
+ * client's waits notice PostgreSQL interrupts, and turns the client's error
+ * values into ereport() with an SQLSTATE.  Nothing else on the PostgreSQL
+ * side includes s3/s3.h's error details or builds a configuration.
+ *
+ * Ownership: a client comes from malloc, not palloc.  tsnap_s3_open ties it
+ * to the current memory context through a reset callback, so the client
+ * lives exactly as long as that context, and an error anywhere frees it.
+ *
+ * Interrupts: the client calls interrupt_pending() between 100 ms wait
+ * slices and inside curl callbacks, where a longjmp would corrupt curl's
+ * state.  So it only reads InterruptPending; once the client has unwound and
+ * returned S3_ERR_INTERRUPTED, tsnap_s3_raise runs CHECK_FOR_INTERRUPTS,
+ * which raises the cancel, timeout or shutdown error itself.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "tsnap.h"
+#include "settings.h"
+#include "s3_adapter.h"
+
+typedef struct TsnapS3Handle
+{
+	tsnap_s3_client *client;
+	MemoryContextCallback cb;
+} TsnapS3Handle;
+
+static int	sqlstate_for(const tsnap_s3_error *err);
+
+static int
+interrupt_pending(void *arg)
+{
+	return InterruptPending ? 1 : 0;
+}
+
+static void
+release_client(void *arg)
+{
+	TsnapS3Handle *h = (TsnapS3Handle *) arg;
+
+	if (h->client)
+		tsnap_s3_client_free(h->client);
+	h->client = NULL;
+}
+
+/*
+ * One-time initialization of libcurl and OpenSSL, from _PG_init.  libcurl's
+ * global init is not thread-safe and must run before any thread exists.
+ */
+void
+tsnap_s3_init(void)
+{
+	tsnap_s3_error err;
+
+	if (!tsnap_s3_global_init(&err))
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not initialize tsnap's S3 client"),
+				 errdetail_internal("%s", err.detail)));
+}
+
+/*
+ * Fill config from the current settings.  max_object_size is the caller's
+ * business (the snapshot size cap).  Raises 55000 when the bucket or the
+ * credentials are not configured.
+ */
+static void
+config_from_settings(tsnap_s3_config *config)
+{
+	if (tsnap_s3_bucket == NULL || tsnap_s3_bucket[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tsnap.s3_bucket is not set"),
+				 errhint("Set tsnap.s3_bucket and the other tsnap.s3_* settings in postgresql.conf, then reload.")));
+	if (tsnap_s3_access_key_id == NULL || tsnap_s3_access_key_id[0] == '\0' ||
+		tsnap_s3_secret_access_key == NULL || tsnap_s3_secret_access_key[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tsnap's S3 credentials are not set"),
+				 errhint("Set tsnap.s3_access_key_id and tsnap.s3_secret_access_key in postgresql.conf, then reload.")));
+
+	memset(config, 0, sizeof(*config));
+	config->endpoint = tsnap_s3_endpoint;
+	config->region = tsnap_s3_region;
+	config->bucket = tsnap_s3_bucket;
+	config->access_key_id = tsnap_s3_access_key_id;
+	config->secret_access_key = tsnap_s3_secret_access_key;
+	config->session_token = tsnap_s3_session_token;
+	config->url_style = tsnap_s3_url_style == TSNAP_URL_STYLE_VIRTUAL ?
+		"virtual" : "path";
+	config->ca_file = (tsnap_s3_ca_file && tsnap_s3_ca_file[0]) ?
+		tsnap_s3_ca_file : NULL;
+	config->connect_timeout_ms = tsnap_s3_connect_timeout;
+	config->request_timeout_ms = tsnap_s3_request_timeout;
+	config->max_attempts = tsnap_s3_max_attempts;
+	config->part_size = (size_t) tsnap_part_size * 1024 * 1024;
+	config->max_parts_in_flight = tsnap_max_parts_in_flight;
+	config->interrupt_cb = interrupt_pending;
+	config->interrupt_arg = NULL;
+}
+
+/*
+ * A client configured from the current settings, freed when the current
+ * memory context is reset or deleted (or earlier, by tsnap_s3_close).
+ * max_object_size caps uploads; 0 means S3's own limit.
+ */
+tsnap_s3_client *
+tsnap_s3_open(uint64 max_object_size)
+{
+	tsnap_s3_config config;
+	tsnap_s3_error err;
+	TsnapS3Handle *h;
+
+	config_from_settings(&config);
+	config.max_object_size = max_object_size;
+
+	h = MemoryContextAllocZero(CurrentMemoryContext, sizeof(TsnapS3Handle));
+	h->client = tsnap_s3_client_new(&config, &err);
+	if (h->client == NULL)
+		tsnap_s3_raise(&err, ERROR);
+	h->cb.func = release_client;
+	h->cb.arg = h;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &h->cb);
+	return h->client;
+}
+
+/*
+ * SQLSTATE for a client error.  Transport failures are connection failures,
+ * as postgres_fdw reports a server it cannot reach; refused credentials are
+ * authorization failures; a missing bucket is an undefined object.
+ */
+static int
+sqlstate_for(const tsnap_s3_error *err)
+{
+	switch (err->kind)
+	{
+		case S3_ERR_CURL:
+			return ERRCODE_CONNECTION_FAILURE;
+		case S3_ERR_TOO_LARGE:
+			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		case S3_ERR_INVALID:
+			return ERRCODE_INVALID_PARAMETER_VALUE;
+		case S3_ERR_INTERRUPTED:
+			return ERRCODE_QUERY_CANCELED;
+		case S3_ERR_HTTP:
+		case S3_ERR_S3:
+			if (err->http_status == 401 || err->http_status == 403)
+				return ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+			if (strcmp(err->code, "NoSuchBucket") == 0)
+				return ERRCODE_UNDEFINED_OBJECT;
+			return ERRCODE_IO_ERROR;
+		default:
+			return ERRCODE_INTERNAL_ERROR;
+	}
+}
+
+/*
+ * Report a client error at elevel.  An interruption first lets PostgreSQL
+ * raise its own error (cancel, statement_timeout, terminate), so the user
+ * sees the usual message.  The client's text never holds a secret or a
+ * signature (s3.h), so it may go into the detail.
+ */
+void
+tsnap_s3_raise(const tsnap_s3_error *err, int elevel)
+{
+	char		text[2048];
+
+	if (err->kind == S3_ERR_INTERRUPTED && elevel >= ERROR)
+		CHECK_FOR_INTERRUPTS();
+
+	tsnap_s3_error_format(err, text, sizeof(text));
+	ereport(elevel,
+			(errcode(sqlstate_for(err)),
+			 err->key[0] ?
+			 errmsg("could not %s object \"%s\" in bucket \"%s\"",
+					tsnap_s3_verb(err), err->key, tsnap_s3_bucket) :
+			 errmsg("could not %s in bucket \"%s\"",
+					tsnap_s3_verb(err), tsnap_s3_bucket),
+			 errdetail_internal("%s", text),
+			 err->kind == S3_ERR_CURL ?
+			 errhint("Check tsnap.s3_endpoint and that the S3 server is reachable.") :
+			 sqlstate_for(err) == ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION ?
+			 errhint("Check tsnap.s3_access_key_id, tsnap.s3_secret_access_key and the bucket's permissions.") : 0));
+}
+
+/*
+ * A lower-case verb phrase for the failed operation, for messages such as
+ * "could not upload object ...".
+ */
+const char *
+tsnap_s3_verb(const tsnap_s3_error *err)
+{
+	const char *op = err->operation ? err->operation : "";
+
+	if (strcmp(op, "HeadObject") == 0)
+		return "check";
+	if (strcmp(op, "GetObject") == 0)
+		return "read";
+	if (strcmp(op, "DeleteObject") == 0)
+		return "delete";
+	if (strcmp(op, "ListObjectsV2") == 0)
+		return "list objects";
+	if (strcmp(op, "ListMultipartUploads") == 0)
+		return "list uploads";
+	if (strcmp(op, "AbortMultipartUpload") == 0)
+		return "abort the upload of";
+	return "upload";
+}

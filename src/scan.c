@@ -1,0 +1,281 @@
+/*-------------------------------------------------------------------------
+ *
+ * scan.c
+ *	  Building one snapshot in a worker: scan, encode, upload, record.
+ *
+ * The scan runs in a REPEATABLE READ, read-only transaction as the calling
+ * role, so the version, the fingerprint and every row come from one MVCC
+ * snapshot and privileges and row-level security apply as they would to the
+ * caller.  An SPI cursor fetches rows in batches; each batch is encoded to
+ * CSV and handed to the streaming uploader, which sends parts while the scan
+ * goes on and blocks the scan when max_parts_in_flight parts are in the air.
+ * Memory is therefore the uploader's bound plus one batch of rows.
+ *
+ * The upload is owned by this file until it completes: any error (a failed
+ * part, the size cap, cancel, a type output function raising) aborts it
+ * before the error propagates, so no object appears at the key and no
+ * multipart upload stays open.  Recording the snapshot happens in a second,
+ * read-write transaction once the object exists.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "s3_adapter.h"
+#include "snapshot.h"
+
+/* rows per SPI fetch; bounds the scan's own memory to one batch */
+#define FETCH_BATCH		1000
+/* CSV bytes gathered before each hand-over to the uploader */
+#define WRITE_CHUNK		(256 * 1024)
+
+/* the upload in progress, so the exit callback can abort it */
+static tsnap_s3_upload *volatile current_upload = NULL;
+
+/*
+ * Raise an uploader error; the size cap gets its own message, naming the
+ * table and the limit.
+ */
+static void
+raise_upload_error(const tsnap_s3_error *err, Relation rel, int64 max_bytes)
+{
+	if (err->kind == S3_ERR_TOO_LARGE && max_bytes > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("snapshot of table \"%s\" exceeds tsnap.max_snapshot_size (" INT64_FORMAT "kB)",
+						RelationGetRelationName(rel), max_bytes / 1024),
+				 errhint("Raise tsnap.max_snapshot_size, or set it to 0 for no limit.")));
+	tsnap_s3_raise(err, ERROR);
+}
+
+static void
+write_or_raise(tsnap_s3_upload *upload, StringInfo buf, Relation rel,
+			   int64 max_bytes)
+{
+	tsnap_s3_error err;
+
+	if (buf->len == 0)
+		return;
+	if (!tsnap_s3_upload_write(upload, buf->data, buf->len, &err))
+		raise_upload_error(&err, rel, max_bytes);
+	resetStringInfo(buf);
+}
+
+/*
+ * Abort and free the upload in progress, if any.  Used on error and from
+ * the worker's exit path; never raises (it runs while an error is handled).
+ */
+void
+tsnap_scan_abort_upload(void)
+{
+	tsnap_s3_upload *upload = current_upload;
+	tsnap_s3_error err;
+
+	if (upload == NULL)
+		return;
+	current_upload = NULL;
+	if (!tsnap_s3_upload_abort(upload, &err))
+	{
+		char		text[1024];
+
+		tsnap_s3_error_format(&err, text, sizeof(text));
+		ereport(WARNING,
+				(errmsg("could not abort an unfinished snapshot upload"),
+				 errdetail_internal("%s", text)));
+	}
+	tsnap_s3_upload_free(upload);
+}
+
+/*
+ * Scan the relation into the upload: header and rows.  Returns the row count.
+ */
+static int64
+scan_into(Relation rel, tsnap_s3_upload *upload, int64 max_bytes)
+{
+	char	   *query;
+	Portal		portal;
+	TsnapCsvEncoder enc;
+	StringInfoData buf;
+	bool		begun = false;
+
+	query = psprintf("SELECT * FROM %s",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL,
+									   true, CURSOR_OPT_NO_SCROLL);
+	initStringInfo(&buf);
+	for (;;)
+	{
+		uint64		i;
+
+		SPI_cursor_fetch(portal, true, FETCH_BATCH);
+		if (!begun)
+		{
+			tsnap_csv_begin(&enc, CreateTupleDescCopy(SPI_tuptable->tupdesc));
+			tsnap_csv_header(&enc, &buf);
+			begun = true;
+		}
+		for (i = 0; i < SPI_processed; i++)
+		{
+			tsnap_csv_row(&enc, SPI_tuptable->vals[i], &buf);
+			if (buf.len >= WRITE_CHUNK)
+				write_or_raise(upload, &buf, rel, max_bytes);
+		}
+		if (SPI_processed == 0)
+			break;
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	write_or_raise(upload, &buf, rel, max_bytes);
+	SPI_cursor_close(portal);
+	return enc.rows;
+}
+
+/*
+ * Raise 42501 unless the current user may SELECT every column of rel, as
+ * SELECT * would require.
+ */
+void
+tsnap_check_select(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
+								  ACLMASK_ALL) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s",
+						RelationGetRelationName(rel)),
+				 errdetail("A snapshot contains every column, so it needs SELECT on all of them.")));
+}
+
+/*
+ * Build the snapshot the request asks for and fill result.  Runs in worker
+ * `worker`, outside any transaction; raises on failure with nothing left in
+ * the bucket.
+ */
+void
+tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
+					 TsnapSnapshotResult *result)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Relation	rel;
+	pg_uuid_t	tracking_id;
+	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
+	tsnap_s3_client *client;
+	tsnap_s3_upload *upload;
+	tsnap_s3_upload_result up;
+	tsnap_s3_error err;
+	char	   *relname;
+
+	SetCurrentStatementStartTimestamp();
+	DefaultXactIsoLevel = XACT_REPEATABLE_READ;
+	DefaultXactReadOnly = true;
+	StartTransactionCommand();
+	DefaultXactIsoLevel = XACT_READ_COMMITTED;
+	DefaultXactReadOnly = false;
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	/* from here on, privileges and RLS are the caller's */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	if (!OidIsValid(params->roleid) ||
+		GetUserNameFromId(params->roleid, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", params->roleid)));
+	SetUserIdAndSecContext(params->roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	rel = try_relation_open(params->relid, AccessShareLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", params->relid)));
+	relname = pstrdup(RelationGetRelationName(rel));
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("tsnap snapshot of %s", relname));
+	tsnap_check_select(rel);
+	tsnap_check_rls(rel);
+
+	result->rows_version = tsnap_read_tracking(params->relid, &tracking_id);
+	if (result->rows_version < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is not tracked", relname),
+				 errhint("Call tsnap_track() on the table first, and commit.")));
+	tsnap_queue_publish_version(worker, result->rows_version);
+	tsnap_fingerprint(rel, fingerprint);
+
+	/* someone may have built it meanwhile */
+	if (params->stale_key[0] == '\0' &&
+		tsnap_lookup_snapshot(params->relid, &tracking_id, result->rows_version,
+							  fingerprint, result))
+	{
+		table_close(rel, NoLock);
+		SetUserIdAndSecContext(save_userid, save_sec);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		result->hit = true;
+		return;
+	}
+
+	tsnap_build_key(params->relid, &tracking_id, result->rows_version,
+					fingerprint, result->key);
+	tsnap_queue_set_upload_key(worker, result->key);
+	client = tsnap_s3_open((uint64) params->max_bytes);
+
+	upload = tsnap_s3_upload_begin(client, result->key, "text/csv", &err);
+	if (upload == NULL)
+		tsnap_s3_raise(&err, ERROR);
+	current_upload = upload;
+	PG_TRY();
+	{
+		result->rows = scan_into(rel, upload, params->max_bytes);
+		if (!tsnap_s3_upload_finish(upload, &up, &err))
+			raise_upload_error(&err, rel, params->max_bytes);
+	}
+	PG_CATCH();
+	{
+		tsnap_scan_abort_upload();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	current_upload = NULL;
+	tsnap_s3_upload_free(upload);
+
+	result->bytes = (int64) up.bytes;
+	result->parts = up.parts;
+	strlcpy(result->etag, up.etag, sizeof(result->etag));
+	result->hit = false;
+
+	table_close(rel, NoLock);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	/* the object exists; record it */
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	tsnap_record_snapshot(params->relid, &tracking_id, fingerprint,
+						  params->stale_key, result);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	tsnap_queue_set_upload_key(worker, "");
+}

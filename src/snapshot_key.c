@@ -1,0 +1,187 @@
+/*-------------------------------------------------------------------------
+ *
+ * snapshot_key.c
+ *	  Object keys and schema fingerprints.
+ *
+ * A key names one content forever.  Its layout is
+ *
+ *	 <tsnap.key_prefix>/<system identifier>/<database>/<schema>/<table>/
+ *		 <tracking_id>/v<rows_version>-<fingerprint>-<nonce>.csv
+ *
+ * - The system identifier separates clusters sharing a bucket, including a
+ *	 pg_restore into a new cluster.
+ * - The tracking_id is new for every tsnap_track, so DROP and CREATE of a
+ *	 table with the same name (or untrack and track) never reuses a name.
+ * - The fingerprint is a hash of the column names and types and of the CSV
+ *	 format and output settings, so any schema or format change gives a new
+ *	 key even at the same version.
+ * - The nonce is 64 random bits per upload.  A cluster recovered to an
+ *	 earlier point in time, or a promoted standby, can reach the same version
+ *	 again with different rows; the nonce keeps their keys apart.
+ *
+ * Names are percent-encoded: every byte but [A-Za-z0-9_-] becomes %XX, so
+ * a quote, a slash, a space, unicode or ".." can never change the key's
+ * shape, and each name stays readable.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "port.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "snapshot.h"
+#include "settings.h"
+
+/*
+ * Settings the worker pins before it encodes a row, so that a key's bytes do
+ * not depend on the session, role or database defaults of whoever asked.
+ * They are part of the fingerprint; changing them here changes every key.
+ * Byte-identity with COPY holds for a COPY run under these same settings.
+ */
+const char *const tsnap_output_settings[][2] = {
+	{"DateStyle", "ISO, MDY"},
+	{"IntervalStyle", "postgres"},
+	{"TimeZone", "UTC"},
+	{"extra_float_digits", "1"},
+	{"bytea_output", "hex"},
+	{"lc_monetary", "C"},
+	{"search_path", "pg_catalog"},
+	{NULL, NULL}
+};
+
+/* COPY's options, as the fingerprint records them */
+#define TSNAP_CSV_FORMAT	"csv;header;delimiter=,;quote=\";escape=\";null="
+
+/*
+ * Hex SHA-256 prefix of the columns (names, types with modifiers, in order)
+ * and of the CSV format.  out needs TSNAP_FINGERPRINT_LEN + 1 bytes.
+ */
+void
+tsnap_fingerprint(Relation rel, char *out)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	StringInfoData buf;
+	pg_cryptohash_ctx *ctx;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s;encoding=%s\n", TSNAP_CSV_FORMAT,
+					 GetDatabaseEncodingName());
+	for (i = 0; tsnap_output_settings[i][0]; i++)
+		appendStringInfo(&buf, "%s=%s\n", tsnap_output_settings[i][0],
+						 tsnap_output_settings[i][1]);
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped)
+			continue;
+		appendStringInfo(&buf, "%s %s\n",
+						 quote_identifier(NameStr(att->attname)),
+						 format_type_with_typemod(att->atttypid, att->atttypmod));
+	}
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL ||
+		pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (uint8 *) buf.data, buf.len) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute the fingerprint of \"%s\"",
+			 RelationGetRelationName(rel));
+	pg_cryptohash_free(ctx);
+	hex_encode((char *) digest, TSNAP_FINGERPRINT_LEN / 2, out);
+	out[TSNAP_FINGERPRINT_LEN] = '\0';
+	pfree(buf.data);
+}
+
+static void
+append_encoded(StringInfo buf, const char *name)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *) name; *p; p++)
+	{
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			(*p >= '0' && *p <= '9') || *p == '_' || *p == '-')
+			appendStringInfoChar(buf, (char) *p);
+		else
+			appendStringInfo(buf, "%%%02X", *p);
+	}
+}
+
+/*
+ * "<key_prefix>/<system identifier>/": everything this cluster writes lies
+ * below it, which is what the sweep of abandoned uploads lists.  palloc'd.
+ */
+char *
+tsnap_cluster_key_prefix(void)
+{
+	return psprintf("%s/" UINT64_FORMAT "/", tsnap_key_prefix,
+					GetSystemIdentifier());
+}
+
+/*
+ * The key for a new snapshot of relid; see the file header.  out needs
+ * TSNAP_KEY_MAX bytes.  Raises 54000 if the names make it longer than S3's
+ * 1024-byte limit.
+ */
+void
+tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id, int64 version,
+				const char *fingerprint, char *out)
+{
+	StringInfoData buf;
+	uint8		nonce[8];
+	char		nonce_hex[17];
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+	char	   *prefix = tsnap_cluster_key_prefix();
+	int			i;
+
+	if (relname == NULL || nspname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_strong_random(nonce, sizeof(nonce)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random key nonce")));
+	hex_encode((char *) nonce, sizeof(nonce), nonce_hex);
+	nonce_hex[16] = '\0';
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, prefix);
+	append_encoded(&buf, get_database_name(MyDatabaseId));
+	appendStringInfoChar(&buf, '/');
+	append_encoded(&buf, nspname);
+	appendStringInfoChar(&buf, '/');
+	append_encoded(&buf, relname);
+	appendStringInfoChar(&buf, '/');
+	for (i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			appendStringInfoChar(&buf, '-');
+		appendStringInfo(&buf, "%02x", tracking_id->data[i]);
+	}
+	appendStringInfo(&buf, "/v" INT64_FORMAT "-%s-%s.csv",
+					 version, fingerprint, nonce_hex);
+
+	if (buf.len >= TSNAP_KEY_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("object key for table \"%s\" would be longer than 1024 bytes",
+						relname),
+				 errhint("Shorten tsnap.key_prefix.")));
+	memcpy(out, buf.data, buf.len + 1);
+	pfree(buf.data);
+	pfree(prefix);
+}
