@@ -52,13 +52,15 @@ ISOLATION = tracking_writers tracking_snapshot
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-PROVE_FLAGS = -I $(srcdir)/test/perl
 
 EXTRA_CLEAN = test/output_iso
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# after PGXS, which sets PROVE_FLAGS itself: the TAP tests' shared helpers
+PROVE_FLAGS += -I $(srcdir)/test/perl
 
 .PHONY: check-version
 check-version:
