@@ -12,9 +12,10 @@
  * Single flight: a caller joins a QUEUED or RUNNING request for the same
  * table in the same database instead of adding its own, so concurrent
  * callers cause one upload and all get the same key.  It joins a RUNNING
- * request only once the worker has published the version it is scanning
- * and that version is at least the one the caller saw; otherwise its answer
- * could be older than the caller's own view.
+ * request only while the worker has not yet taken its snapshot (which will
+ * then see everything the caller saw), or once the worker has published a
+ * version at least as new as the caller's; otherwise the answer could be
+ * older than the caller's own view.
  *
  * Workers: at most tsnap.max_workers run at once, each bound to a database.
  * A worker takes QUEUED requests of its database, oldest first, and exits
@@ -62,7 +63,8 @@ typedef struct RequestSlot
 	uint64		generation;		/* tells reuses of the slot apart */
 	int			waiters;
 	int			worker;			/* index in workers[], or -1 */
-	int64		version_seen;	/* published by the worker; -1 = not yet */
+	int64		version_seen;	/* TSNAP_VERSION_UNKNOWN, _PENDING, or the
+								 * version the worker scans */
 	TsnapRequestParams params;
 	TsnapSnapshotResult result;
 	TsnapRequestError error;
@@ -181,7 +183,8 @@ find_slot(const TsnapRequestParams *params, bool *joined)
 		}
 		if ((s->state == SLOT_QUEUED ||
 			 (s->state == SLOT_RUNNING &&
-			  s->version_seen >= params->min_version)) &&
+			  (s->version_seen == TSNAP_VERSION_UNKNOWN ||
+			   s->version_seen >= params->min_version))) &&
 			s->params.dboid == params->dboid &&
 			s->params.relid == params->relid &&
 			s->params.max_bytes == params->max_bytes &&
@@ -201,7 +204,7 @@ find_slot(const TsnapRequestParams *params, bool *joined)
 		s->generation = ++queue->next_generation;
 		s->waiters = 1;
 		s->worker = -1;
-		s->version_seen = -1;
+		s->version_seen = TSNAP_VERSION_UNKNOWN;
 		s->params = *params;
 	}
 	return free_slot;

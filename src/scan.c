@@ -190,7 +190,6 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	DefaultXactIsoLevel = XACT_READ_COMMITTED;
 	DefaultXactReadOnly = false;
 	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
 
 	/* from here on, privileges and RLS are the caller's */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
@@ -201,6 +200,12 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 				 errmsg("role with OID %u does not exist", params->roleid)));
 	SetUserIdAndSecContext(params->roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 
+	/*
+	 * Lock the table before taking the transaction snapshot.  Callers that
+	 * joined this request while the lock was awaited saw only commits that
+	 * the snapshot, taken afterwards, also sees; once it is taken, the queue
+	 * lets only callers whose view is no newer join (request_queue.c).
+	 */
 	rel = try_relation_open(params->relid, AccessShareLock);
 	if (rel == NULL)
 		ereport(ERROR,
@@ -209,6 +214,9 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	relname = pstrdup(RelationGetRelationName(rel));
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("tsnap snapshot of %s", relname));
+	tsnap_queue_publish_version(worker, TSNAP_VERSION_PENDING);
+	PushActiveSnapshot(GetTransactionSnapshot());
+
 	tsnap_check_select(rel);
 	tsnap_check_rls(rel);
 

@@ -38,6 +38,13 @@ typedef struct TsnapSnapshotResult
 	TimestampTz created_at;
 } TsnapSnapshotResult;
 
+/*
+ * version_seen of a request whose worker is taking its snapshot; before
+ * that it is TSNAP_VERSION_UNKNOWN, after it the version.
+ */
+#define TSNAP_VERSION_UNKNOWN	(-1)
+#define TSNAP_VERSION_PENDING	(-2)
+
 /* The caller's side of a request, as the worker needs it. */
 typedef struct TsnapRequestParams
 {
