@@ -2,9 +2,9 @@
  *
  * s3cli.c
  *	  A small command-line front end to the S3 client, for manual checks
- *	  and for throughput.sh.  Configuration comes from the S3_* environment
- *	  variables (see testutil.h); S3_PART_SIZE and S3_IN_FLIGHT tune the
- *	  uploader.
+ *	  and for bench/s3_throughput.sh.  Configuration comes from the S3_*
+ *	  environment variables (see testutil.h); S3_PART_SIZE and S3_IN_FLIGHT
+ *	  tune the uploader.
  *
  *	  s3cli put KEY FILE        one PutObject (file read into memory)
  *	  s3cli upload KEY FILE     streaming uploader (1 MiB writes)
