@@ -125,7 +125,7 @@ CREATE TABLE tsnap.snapshots (
 	etag		text NOT NULL,
 	parts		int4 NOT NULL,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	UNIQUE (tbl, rows_version, fingerprint)
+	CONSTRAINT snapshots_content_key UNIQUE (tbl, rows_version, fingerprint)
 );
 
 /*

@@ -97,8 +97,13 @@ check_worker_can_see(Relation rel)
 				 errdetail("Snapshots are built by a background worker, which cannot see them."),
 				 errhint("Commit the transaction first, then call tsnap_snapshot.")));
 
-	/* only ACCESS EXCLUSIVE conflicts with the worker's ACCESS SHARE */
-	foreach(lc, tsnap_relatives(relid))
+	/*
+	 * Only ACCESS EXCLUSIVE conflicts with the worker's ACCESS SHARE.  The
+	 * scan also locks inheritors and partitions; look them up only if there
+	 * can be any.
+	 */
+	foreach(lc, rel->rd_rel->relhassubclass ? tsnap_relatives(relid) :
+			list_make1_oid(relid))
 	{
 		Oid			other = lfirst_oid(lc);
 		LOCKTAG		tag;

@@ -35,6 +35,8 @@
 #include "miscadmin.h"
 #include "port.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -62,11 +64,73 @@ const char *const tsnap_output_settings[][2] = {
 #define TSNAP_CSV_FORMAT	"csv;header;delimiter=,;quote=\";escape=\";null="
 
 /*
+ * Fingerprints by relation OID, for the hit path.  Any relcache invalidation
+ * of a relation (every ALTER TABLE sends one) drops its entry; a type's
+ * change reaches its columns' relations the same way.
+ */
+typedef struct FingerprintEntry
+{
+	Oid			relid;
+	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
+} FingerprintEntry;
+
+static HTAB *fingerprints = NULL;
+
+static void
+fingerprint_inval(Datum arg, Oid relid)
+{
+	if (fingerprints == NULL)
+		return;
+	if (OidIsValid(relid))
+		hash_search(fingerprints, &relid, HASH_REMOVE, NULL);
+	else
+	{
+		HASH_SEQ_STATUS status;
+		FingerprintEntry *e;
+
+		hash_seq_init(&status, fingerprints);
+		while ((e = hash_seq_search(&status)) != NULL)
+			hash_search(fingerprints, &e->relid, HASH_REMOVE, NULL);
+	}
+}
+
+static void compute_fingerprint(Relation rel, char *out);
+
+/*
  * Hex SHA-256 prefix of the columns (names, types with modifiers, in order)
  * and of the CSV format.  out needs TSNAP_FINGERPRINT_LEN + 1 bytes.
  */
 void
 tsnap_fingerprint(Relation rel, char *out)
+{
+	Oid			relid = RelationGetRelid(rel);
+	FingerprintEntry *e;
+	bool		found;
+
+	if (fingerprints == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(FingerprintEntry);
+		fingerprints = hash_create("tsnap fingerprints", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(fingerprint_inval, (Datum) 0);
+	}
+	e = hash_search(fingerprints, &relid, HASH_FIND, &found);
+	if (e == NULL)
+	{
+		char		fp[TSNAP_FINGERPRINT_LEN + 1];
+
+		compute_fingerprint(rel, fp);
+		e = hash_search(fingerprints, &relid, HASH_ENTER, &found);
+		memcpy(e->fingerprint, fp, sizeof(fp));
+	}
+	memcpy(out, e->fingerprint, TSNAP_FINGERPRINT_LEN + 1);
+}
+
+static void
+compute_fingerprint(Relation rel, char *out)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	StringInfoData buf;
