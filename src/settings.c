@@ -23,6 +23,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "tsnap.h"
@@ -154,11 +155,13 @@ tsnap_define_settings(void)
 							"Parts of one multipart upload sent concurrently.",
 							NULL, &tsnap_max_parts_in_flight, 4, 1, 64,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("tsnap.max_workers",
-							"Background workers that may build snapshots at once.",
-							"Further requests wait in a queue.",
-							&tsnap_max_workers, 2, 1, 64,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* PostgreSQL refuses new PGC_POSTMASTER settings once it runs */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("tsnap.max_workers",
+								"Background workers that may build snapshots at once.",
+								"Further requests wait in a queue.",
+								&tsnap_max_workers, 2, 1, 64,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("tsnap.key_prefix",
 							   "Prefix of every object key tsnap writes.",
 							   NULL, &tsnap_key_prefix, "table-snapshots",

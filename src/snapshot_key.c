@@ -27,7 +27,9 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -39,6 +41,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "snapshot.h"
 #include "settings.h"
@@ -147,12 +150,29 @@ compute_fingerprint(Relation rel, char *out)
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		HeapTuple	typtup;
+		Form_pg_type typ;
+		char	   *nspname;
 
 		if (att->attisdropped)
 			continue;
-		appendStringInfo(&buf, "%s %s\n",
-						 quote_identifier(NameStr(att->attname)),
-						 format_type_with_typemod(att->atttypid, att->atttypmod));
+
+		/*
+		 * Raw names with their lengths, not quote_identifier or format_type:
+		 * those depend on quote_all_identifiers and search_path, so the
+		 * caller and the worker would disagree.
+		 */
+		typtup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(att->atttypid));
+		if (!HeapTupleIsValid(typtup))
+			elog(ERROR, "cache lookup failed for type %u", att->atttypid);
+		typ = (Form_pg_type) GETSTRUCT(typtup);
+		nspname = get_namespace_name(typ->typnamespace);
+		appendStringInfo(&buf, "%zu:%s %zu:%s.%zu:%s %d\n",
+						 strlen(NameStr(att->attname)), NameStr(att->attname),
+						 strlen(nspname), nspname,
+						 strlen(NameStr(typ->typname)), NameStr(typ->typname),
+						 att->atttypmod);
+		ReleaseSysCache(typtup);
 	}
 
 	ctx = pg_cryptohash_create(PG_SHA256);

@@ -143,6 +143,14 @@ is($node->safe_psql('postgres', 'SELECT string_agg(id::text, \',\' ORDER BY id) 
 	'2,3,100,200,302,400,401' . ($wrote_403 ? ',403' : ''),
 	'the rows are the committed ones');
 
+# Snapshots need the shared-memory queue: a clear error, not a crash.
+my ($rc, $out, $err) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT tsnap_snapshot('t')");
+isnt($rc, 0, 'tsnap_snapshot fails without the preload');
+like($err, qr/ERROR:  55000: tsnap must be loaded through shared_preload_libraries/,
+	'with SQLSTATE 55000 and a message saying why');
+like($err, qr/HINT:  Add tsnap to shared_preload_libraries/, 'and a hint');
+
 $node->stop;
 
 done_testing();
