@@ -15,9 +15,15 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use File::Basename qw(dirname);
+use File::Spec;
+use Time::HiRes qw(usleep);
+use POSIX ();
 use Exporter 'import';
 
-our @EXPORT = qw(tsnap_node s3_get s3_exists s3_open_uploads s3_list aws_s3api);
+our @EXPORT = qw(tsnap_node s3_get s3_exists s3_open_uploads s3_list aws_s3api
+  psql_sqlstate poll_until tsnap_reload start_faultproxy stop_faultproxy
+  tsnap_sysid s3_delete_prefix);
 
 # tsnap_node(NAME, conf => EXTRA_CONF, endpoint => URL)
 sub tsnap_node
@@ -105,6 +111,158 @@ sub s3_list
 		'--output', 'text');
 	die "list-objects-v2 failed: $err" if $rc != 0;
 	return grep { $_ ne '' && $_ ne 'None' } split /\t|\n/, $out;
+}
+
+# Delete every object and abort every multipart upload below PREFIX, which
+# must be a test's own (a node's tsnap_prefix): the test server keeps objects
+# in a small memory store, so tests that write megabytes clean up at the end.
+sub s3_delete_prefix
+{
+	my ($prefix) = @_;
+	die "s3_delete_prefix: prefix must be a tap-* test prefix"
+	  unless defined $prefix && $prefix =~ m{^tap-[^/]+/};
+	my ($out, $err) = ('', '');
+	local $ENV{AWS_ACCESS_KEY_ID} = $ENV{S3_ACCESS};
+	local $ENV{AWS_SECRET_ACCESS_KEY} = $ENV{S3_SECRET};
+	local $ENV{AWS_DEFAULT_REGION} = $ENV{S3_REGION};
+	local $ENV{AWS_EC2_METADATA_DISABLED} = 'true';
+	IPC::Run::run([ 'aws', '--endpoint-url', $ENV{S3_ENDPOINT}, 's3', 'rm',
+			"s3://$ENV{S3_BUCKET}/$prefix", '--recursive' ],
+		'>', \$out, '2>', \$err);
+	my ($rc, $uploads) = aws_s3api('list-multipart-uploads', '--bucket',
+		$ENV{S3_BUCKET}, '--prefix', $prefix, '--query',
+		'Uploads[].[Key,UploadId]', '--output', 'text');
+	for my $line (split /\n/, $uploads)
+	{
+		my ($key, $id) = split /\t/, $line;
+		next unless defined $id && $key ne 'None';
+		aws_s3api('abort-multipart-upload', '--bucket', $ENV{S3_BUCKET},
+			'--key', $key, '--upload-id', $id);
+	}
+	return;
+}
+
+# psql_sqlstate(NODE, SQL, db => DB, user => ROLE, timeout => SECONDS)
+#
+# Run SQL in one psql session (ON_ERROR_STOP, VERBOSITY verbose) and return
+# (SQLSTATE, stdout, stderr): the SQLSTATE of the first ERROR or FATAL, or ''
+# if psql succeeded.  A psql that failed without printing an SQLSTATE (a lost
+# connection) gives 'none'.
+sub psql_sqlstate
+{
+	my ($node, $sql, %opts) = @_;
+	my ($out, $err) = ('', '');
+	my @extra = defined $opts{user} ? ('-U', $opts{user}) : ();
+	my $rc = $node->psql(
+		$opts{db} // 'postgres',
+		"\\set VERBOSITY verbose\n$sql",
+		stdout => \$out,
+		stderr => \$err,
+		on_error_stop => 1,
+		extra_params => \@extra,
+		defined $opts{timeout} ? (timeout => $opts{timeout}) : ());
+	return ('', $out, $err) if $rc == 0;
+	return ($1, $out, $err) if $err =~ /(?:ERROR|FATAL):\s+([0-9A-Z]{5}):/;
+	return ('none', $out, $err);
+}
+
+# poll_until(SECONDS, CODE): call CODE every 0.2 s until it returns true or
+# SECONDS have passed; returns whether it became true.
+sub poll_until
+{
+	my ($seconds, $code) = @_;
+	my $deadline = time() + $seconds;
+	while (1)
+	{
+		return 1 if $code->();
+		return 0 if time() > $deadline;
+		usleep(200_000);
+	}
+}
+
+# tsnap_reload(NODE, CONF): append CONF to postgresql.conf, reload, and wait
+# until new backends (and so new workers, which the postmaster forks) run
+# with it.
+sub tsnap_reload
+{
+	my ($node, $conf) = @_;
+	my $before = $node->safe_psql('postgres', 'SELECT pg_conf_load_time()');
+	$node->append_conf('postgresql.conf', $conf);
+	$node->reload;
+	poll_until(60,
+		sub { $node->safe_psql('postgres', 'SELECT pg_conf_load_time()') ne $before })
+	  or die "server did not reload its configuration";
+	return;
+}
+
+# The cluster's system identifier, the key segment after the prefix.
+sub tsnap_sysid
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		'SELECT system_identifier FROM pg_control_system()');
+}
+
+my @faultproxies;
+
+# start_faultproxy(faults => 'stall', methods => 'PUT', match => STR,
+#                  rate => 1, nth => '1,2', stall => SECONDS,
+#                  lifetime => SECONDS)
+#
+# Start test/s3/faultproxy.pl in front of S3_ENDPOINT; returns a hash with
+# port, pid (its process group), endpoint (URL) and log (its request log:
+# "n method fault target" per request).  It is killed at exit.
+sub start_faultproxy
+{
+	my (%opts) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my $script = File::Spec->catfile(dirname(__FILE__), '..', 's3', 'faultproxy.pl');
+	my ($upstream) = $ENV{S3_ENDPOINT} =~ m{^https?://([^/]+)}
+	  or die "cannot parse S3_ENDPOINT";
+	my @cmd = ('perl', $script, '--upstream', $upstream,
+		'--port-file', "$dir/port", '--log', "$dir/log",
+		'--lifetime', $opts{lifetime} // 600);
+	for my $o (qw(faults methods match rate nth stall seed))
+	{
+		push @cmd, "--$o", $opts{$o} if defined $opts{$o};
+	}
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open STDIN, '<', '/dev/null';
+		exec(@cmd) or POSIX::_exit(127);
+	}
+	push @faultproxies, $pid;
+	poll_until(30, sub { -s "$dir/port" })
+	  or die "faultproxy did not start: @cmd";
+	my $port = PostgreSQL::Test::Utils::slurp_file("$dir/port");
+	chomp $port;
+	return {
+		port => $port,
+		pid => $pid,
+		endpoint => "http://127.0.0.1:$port",
+		log => "$dir/log"
+	};
+}
+
+# Stop a proxy and its children (it leads its own process group).
+sub stop_faultproxy
+{
+	my ($proxy) = @_;
+	kill 'TERM', -$proxy->{pid};
+	waitpid($proxy->{pid}, 0);
+	@faultproxies = grep { $_ != $proxy->{pid} } @faultproxies;
+	return;
+}
+
+END
+{
+	for my $pid (@faultproxies)
+	{
+		kill 'TERM', -$pid;
+		waitpid($pid, 0);
+	}
 }
 
 1;
