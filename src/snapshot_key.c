@@ -12,9 +12,9 @@
  *	 pg_restore into a new cluster.
  * - The tracking_id is new for every tsnap_track, so DROP and CREATE of a
  *	 table with the same name (or untrack and track) never reuses a name.
- * - The fingerprint is a hash of the column names and types and of the CSV
- *	 format and output settings, so any schema or format change gives a new
- *	 key even at the same version.
+ * - The fingerprint is a hash of the column names and types (with the labels
+ *	 of enum columns) and of the CSV format and output settings, so any
+ *	 schema or format change gives a new key even at the same version.
  * - The nonce is 64 random bits per upload.  A cluster recovered to an
  *	 earlier point in time, or a promoted standby, can reach the same version
  *	 again with different rows; the nonce keeps their keys apart.
@@ -29,6 +29,7 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/cryptohash.h"
@@ -38,6 +39,7 @@
 #include "port.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/catcache.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -79,6 +81,15 @@ typedef struct FingerprintEntry
 
 static HTAB *fingerprints = NULL;
 
+static int
+compare_enum_sortorder(const ListCell *a, const ListCell *b)
+{
+	float4		x = ((Form_pg_enum) lfirst(a))->enumsortorder;
+	float4		y = ((Form_pg_enum) lfirst(b))->enumsortorder;
+
+	return (x > y) - (x < y);
+}
+
 static void
 fingerprint_inval(Datum arg, Oid relid)
 {
@@ -98,6 +109,54 @@ fingerprint_inval(Datum arg, Oid relid)
 }
 
 static void compute_fingerprint(Relation rel, char *out);
+
+/* an enum label renamed or a type altered: any cached fingerprint may be stale */
+static void
+fingerprint_type_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	fingerprint_inval(arg, InvalidOid);
+}
+
+/*
+ * An enum's labels in sort order.  ALTER TYPE ... RENAME VALUE changes the
+ * CSV without changing the table's version, so the labels must be part of
+ * the fingerprint.  Arrays and domains are followed to their element or
+ * base type.
+ */
+static void
+append_enum_labels(StringInfo buf, Oid typid)
+{
+	Oid			elem;
+	List	   *labels = NIL;
+	CatCList   *list;
+	int			i;
+
+	for (;;)
+	{
+		typid = getBaseType(typid);
+		elem = get_element_type(typid);
+		if (!OidIsValid(elem))
+			break;
+		typid = elem;
+	}
+	if (!type_is_enum(typid))
+		return;
+
+	list = SearchSysCacheList1(ENUMTYPOIDNAME, ObjectIdGetDatum(typid));
+	for (i = 0; i < list->n_members; i++)
+		labels = lappend(labels, GETSTRUCT(&list->members[i]->tuple));
+	list_sort(labels, compare_enum_sortorder);
+	appendStringInfoString(buf, " enum");
+	for (i = 0; i < list_length(labels); i++)
+	{
+		Form_pg_enum e = list_nth(labels, i);
+
+		appendStringInfo(buf, " %zu:%s", strlen(NameStr(e->enumlabel)),
+						 NameStr(e->enumlabel));
+	}
+	ReleaseSysCacheList(list);
+	list_free(labels);
+}
 
 /*
  * Hex SHA-256 prefix of the columns (names, types with modifiers, in order)
@@ -119,6 +178,8 @@ tsnap_fingerprint(Relation rel, char *out)
 		fingerprints = hash_create("tsnap fingerprints", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS);
 		CacheRegisterRelcacheCallback(fingerprint_inval, (Datum) 0);
+		CacheRegisterSyscacheCallback(ENUMOID, fingerprint_type_inval, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, fingerprint_type_inval, (Datum) 0);
 	}
 	e = hash_search(fingerprints, &relid, HASH_FIND, &found);
 	if (e == NULL)
@@ -167,12 +228,14 @@ compute_fingerprint(Relation rel, char *out)
 			elog(ERROR, "cache lookup failed for type %u", att->atttypid);
 		typ = (Form_pg_type) GETSTRUCT(typtup);
 		nspname = get_namespace_name(typ->typnamespace);
-		appendStringInfo(&buf, "%zu:%s %zu:%s.%zu:%s %d\n",
+		appendStringInfo(&buf, "%zu:%s %zu:%s.%zu:%s %d",
 						 strlen(NameStr(att->attname)), NameStr(att->attname),
 						 strlen(nspname), nspname,
 						 strlen(NameStr(typ->typname)), NameStr(typ->typname),
 						 att->atttypmod);
 		ReleaseSysCache(typtup);
+		append_enum_labels(&buf, att->atttypid);
+		appendStringInfoChar(&buf, '\n');
 	}
 
 	ctx = pg_cryptohash_create(PG_SHA256);

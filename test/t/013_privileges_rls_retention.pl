@@ -206,9 +206,15 @@ ok(poll_until(60, sub { !s3_exists($k[2]) }),
 	'after the fault: a later snapshot (of another table) deletes the object');
 ok(poll_until(30, sub { pending() eq '0' }), 'and removes its pending row');
 
-# a dropped table's objects
+# a dropped table's objects (once the last worker, which deletes pending
+# keys after each request, has exited)
 my @dropped = @{ kept('ret_t') };
 is(scalar(@dropped), 2, 'two objects before DROP TABLE');
+ok( poll_until(60, sub {
+		$node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'tsnap worker'") eq '0';
+	}),
+	'no worker is running');
 $node->safe_psql('postgres', 'DROP TABLE ret_t');
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM tsnap.pending_deletes WHERE key IN ('" . join("','", @dropped) . "')"),
