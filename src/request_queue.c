@@ -161,16 +161,15 @@ tsnap_queue_available(void)
 }
 
 /*
- * Under the lock: a slot this request can join, else a free slot set up for
- * it, else -1.
+ * Under the lock: a slot this request can join (counted as one more waiter),
+ * else a free slot set up for it, else -1.
  */
 static pg_noinline int
-find_slot(const TsnapRequestParams *params, bool *joined)
+find_slot(const TsnapRequestParams *params)
 {
 	int			free_slot = -1;
 	int			i;
 
-	*joined = false;
 	for (i = 0; i < queue->nslots; i++)
 	{
 		RequestSlot *s = &queue->slots[i];
@@ -190,7 +189,6 @@ find_slot(const TsnapRequestParams *params, bool *joined)
 			s->params.max_bytes == params->max_bytes &&
 			s->params.stale_key[0] == '\0' && params->stale_key[0] == '\0')
 		{
-			*joined = true;
 			s->waiters++;
 			return i;
 		}
@@ -336,12 +334,11 @@ tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
 {
 	int			idx;
 	uint64		generation;
-	bool		joined;
 	TsnapRequestError error;
 	volatile SlotState state = SLOT_QUEUED;
 
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-	idx = find_slot(params, &joined);
+	idx = find_slot(params);
 	generation = idx >= 0 ? queue->slots[idx].generation : 0;
 	LWLockRelease(queue->lock);
 	if (idx < 0)

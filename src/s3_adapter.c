@@ -200,19 +200,22 @@ tsnap_s3_raise(const tsnap_s3_error *err, int elevel)
 const char *
 tsnap_s3_verb(const tsnap_s3_error *err)
 {
-	const char *op = err->operation ? err->operation : "";
+	static const struct
+	{
+		const char *operation;
+		const char *verb;
+	}			verbs[] = {
+		{"HeadObject", "check"},
+		{"GetObject", "read"},
+		{"DeleteObject", "delete"},
+		{"ListObjectsV2", "list objects"},
+		{"ListMultipartUploads", "list uploads"},
+		{"AbortMultipartUpload", "abort the upload of"},
+	};
+	size_t		i;
 
-	if (strcmp(op, "HeadObject") == 0)
-		return "check";
-	if (strcmp(op, "GetObject") == 0)
-		return "read";
-	if (strcmp(op, "DeleteObject") == 0)
-		return "delete";
-	if (strcmp(op, "ListObjectsV2") == 0)
-		return "list objects";
-	if (strcmp(op, "ListMultipartUploads") == 0)
-		return "list uploads";
-	if (strcmp(op, "AbortMultipartUpload") == 0)
-		return "abort the upload of";
+	for (i = 0; err->operation && i < lengthof(verbs); i++)
+		if (strcmp(err->operation, verbs[i].operation) == 0)
+			return verbs[i].verb;
 	return "upload";
 }

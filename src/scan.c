@@ -27,7 +27,6 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -142,25 +141,6 @@ scan_into(Relation rel, tsnap_s3_upload *upload, int64 max_bytes)
 	write_or_raise(upload, &buf, rel, max_bytes);
 	SPI_cursor_close(portal);
 	return enc.rows;
-}
-
-/*
- * Raise 42501 unless the current user may SELECT every column of rel, as
- * SELECT * would require.
- */
-void
-tsnap_check_select(Relation rel)
-{
-	Oid			relid = RelationGetRelid(rel);
-
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
-								  ACLMASK_ALL) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s",
-						RelationGetRelationName(rel)),
-				 errdetail("A snapshot contains every column, so it needs SELECT on all of them.")));
 }
 
 /*

@@ -28,6 +28,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -40,6 +41,25 @@
 
 PG_FUNCTION_INFO_V1(tsnap_snapshot);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_info);
+
+/*
+ * Raise 42501 unless the current user may SELECT every column of rel, as
+ * SELECT * would require.
+ */
+void
+tsnap_check_select(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
+								  ACLMASK_ALL) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s",
+						RelationGetRelationName(rel)),
+				 errdetail("A snapshot contains every column, so it needs SELECT on all of them.")));
+}
 
 /*
  * Raise 0A000 if row-level security applies to the current user on rel.

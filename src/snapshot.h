@@ -125,9 +125,9 @@ extern bool tsnap_worker_launch(int worker);
 extern void tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 								 TsnapSnapshotResult *result);
 extern void tsnap_scan_abort_upload(void);
-extern void tsnap_check_select(Relation rel);
 
-/* snapshot.c */
+/* snapshot.c: the caller's checks, which the worker repeats as the caller */
+extern void tsnap_check_select(Relation rel);
 extern void tsnap_check_rls(Relation rel);
 
 #endif							/* TSNAP_SNAPSHOT_H */

@@ -4,21 +4,20 @@
  *	  Reading a tracked table's rows_version.
  *
  * The committed version is the sum of the table's version shards as the
- * current snapshot sees them (see bump.c for why that sum is exact).  Read
- * with a read-only SPI query, it uses the caller's snapshot, so a version
- * and rows read in one REPEATABLE READ transaction always match.
+ * current snapshot sees them (see bump.c for why that sum is exact).  It is
+ * read in the active snapshot (snapshot_catalog.c), so a version and rows
+ * read in one REPEATABLE READ transaction always match.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "tsnap.h"
+#include "snapshot.h"
 
 PG_FUNCTION_INFO_V1(tsnap_version);
 
@@ -29,32 +28,9 @@ PG_FUNCTION_INFO_V1(tsnap_version);
 int64
 tsnap_read_version(Oid relid)
 {
-	TsnapCatalogUser saved;
-	Oid			argtypes[1] = {REGCLASSOID};
-	Datum		values[1] = {ObjectIdGetDatum(relid)};
-	int64		version = -1;
+	pg_uuid_t	tracking_id;
 
-	if (!tsnap_catalog_enter(&saved))
-		return -1;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT (SELECT COALESCE(pg_catalog.sum(s.bumps), 0) "
-							  "        FROM tsnap.version_shards s WHERE s.tbl = t.tbl)::int8 "
-							  "FROM tsnap.tracked_tables t WHERE t.tbl = $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tsnap version of relation %u", relid);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1,
-											  &isnull));
-	}
-	SPI_finish();
-	tsnap_catalog_leave(&saved);
-
-	return version;
+	return tsnap_read_tracking(relid, &tracking_id);
 }
 
 /*
