@@ -6,10 +6,11 @@
  * The scan runs in a REPEATABLE READ, read-only transaction as the calling
  * role, so the version, the fingerprint and every row come from one MVCC
  * snapshot and privileges and row-level security apply as they would to the
- * caller.  An SPI cursor fetches rows in batches; each batch is encoded to
- * CSV and handed to the streaming uploader, which sends parts while the scan
- * goes on and blocks the scan when max_parts_in_flight parts are in the air.
- * Memory is therefore the uploader's bound plus one batch of rows.
+ * caller.  An SPI cursor fetches rows in batches into a receiver that encodes
+ * each row to CSV as the executor produces it; every WRITE_CHUNK bytes go to
+ * the streaming uploader, which sends parts while the scan goes on and
+ * blocks the scan when max_parts_in_flight parts are in the air.  Memory is
+ * therefore the uploader's bound plus one row and one chunk.
  *
  * The upload is owned by this file until it completes: any error (a failed
  * part, the size cap, cancel, a type output function raising) aborts it
@@ -27,6 +28,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "tcop/pquery.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -36,7 +38,7 @@
 #include "s3_adapter.h"
 #include "snapshot.h"
 
-/* rows per SPI fetch; bounds the scan's own memory to one batch */
+/* rows per cursor fetch; rows are encoded as they come, so memory is one row */
 #define FETCH_BATCH		1000
 /* CSV bytes gathered before each hand-over to the uploader */
 #define WRITE_CHUNK		(256 * 1024)
@@ -99,48 +101,93 @@ tsnap_scan_abort_upload(void)
 }
 
 /*
+ * The cursor's rows go to this receiver, which encodes each one straight
+ * from the executor's slot.  SPI_cursor_fetch would first copy every row
+ * into an SPI tuple table and the encoder would deform it again; going
+ * through the same PortalRunFetch that SPI_cursor_fetch calls, with this
+ * receiver instead of SPI's, made a miss at scale 10 about 4% faster
+ * (bench/snapshot.sh) and keeps the scan's memory at one row.
+ */
+typedef struct CsvReceiver
+{
+	DestReceiver pub;
+	TsnapCsvEncoder enc;
+	bool		begun;			/* header written */
+	StringInfoData buf;
+	tsnap_s3_upload *upload;
+	Relation	rel;
+	int64		max_bytes;
+} CsvReceiver;
+
+/* Called by every ExecutorRun, so once per batch: write the header once. */
+static void
+csv_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	CsvReceiver *r = (CsvReceiver *) self;
+
+	if (r->begun)
+		return;
+	tsnap_csv_begin(&r->enc, CreateTupleDescCopy(typeinfo));
+	tsnap_csv_header(&r->enc, &r->buf);
+	r->begun = true;
+}
+
+static bool
+csv_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	CsvReceiver *r = (CsvReceiver *) self;
+
+	slot_getallattrs(slot);
+	tsnap_csv_row(&r->enc, slot->tts_values, slot->tts_isnull, &r->buf);
+	if (r->buf.len >= WRITE_CHUNK)
+		write_or_raise(r->upload, &r->buf, r->rel, r->max_bytes);
+	return true;
+}
+
+static void
+csv_noop(DestReceiver *self)
+{
+}
+
+/*
  * Scan the relation into the upload: header and rows.  Returns the row count.
  */
 static int64
 scan_into(Relation rel, tsnap_s3_upload *upload, int64 max_bytes)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	char	   *query;
 	Portal		portal;
-	TsnapCsvEncoder enc;
-	StringInfoData buf;
-	bool		begun = false;
+	CsvReceiver r;
 
 	query = psprintf("SELECT * FROM %s",
 					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												RelationGetRelationName(rel)));
 	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL,
 									   true, CURSOR_OPT_NO_SCROLL);
-	initStringInfo(&buf);
-	for (;;)
-	{
-		uint64		i;
 
-		SPI_cursor_fetch(portal, true, FETCH_BATCH);
-		if (!begun)
-		{
-			tsnap_csv_begin(&enc, CreateTupleDescCopy(SPI_tuptable->tupdesc));
-			tsnap_csv_header(&enc, &buf);
-			begun = true;
-		}
-		for (i = 0; i < SPI_processed; i++)
-		{
-			tsnap_csv_row(&enc, SPI_tuptable->vals[i], &buf);
-			if (buf.len >= WRITE_CHUNK)
-				write_or_raise(upload, &buf, rel, max_bytes);
-		}
-		if (SPI_processed == 0)
-			break;
-		SPI_freetuptable(SPI_tuptable);
+	memset(&r, 0, sizeof(r));
+	r.pub.receiveSlot = csv_receive;
+	r.pub.rStartup = csv_startup;
+	r.pub.rShutdown = csv_noop;
+	r.pub.rDestroy = csv_noop;
+	r.pub.mydest = DestNone;
+	initStringInfo(&r.buf);
+	r.upload = upload;
+	r.rel = rel;
+	r.max_bytes = max_bytes;
+
+	/* PortalRunFetch leaves the portal's context current */
+	while (PortalRunFetch(portal, FETCH_FORWARD, FETCH_BATCH,
+						  (DestReceiver *) &r) > 0)
+	{
+		MemoryContextSwitchTo(cxt);
 		CHECK_FOR_INTERRUPTS();
 	}
-	write_or_raise(upload, &buf, rel, max_bytes);
+	MemoryContextSwitchTo(cxt);
+	write_or_raise(upload, &r.buf, rel, max_bytes);
 	SPI_cursor_close(portal);
-	return enc.rows;
+	return r.enc.rows;
 }
 
 /*

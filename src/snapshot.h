@@ -12,7 +12,6 @@
 #ifndef TSNAP_SNAPSHOT_H
 #define TSNAP_SNAPSHOT_H
 
-#include "access/htup.h"
 #include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
@@ -71,15 +70,14 @@ typedef struct TsnapCsvEncoder
 	TupleDesc	tupdesc;
 	int			natts;
 	FmgrInfo   *out_funcs;
-	Datum	   *values;
-	bool	   *nulls;
 	MemoryContext rowcxt;
 	int64		rows;
 } TsnapCsvEncoder;
 
 extern void tsnap_csv_begin(TsnapCsvEncoder *enc, TupleDesc tupdesc);
 extern void tsnap_csv_header(TsnapCsvEncoder *enc, StringInfo out);
-extern void tsnap_csv_row(TsnapCsvEncoder *enc, HeapTuple tuple, StringInfo out);
+extern void tsnap_csv_row(TsnapCsvEncoder *enc, const Datum *values,
+						  const bool *nulls, StringInfo out);
 
 /* snapshot_key.c */
 extern const char *const tsnap_output_settings[][2];
