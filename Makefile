@@ -48,7 +48,7 @@ SHLIB_LINK = $(shell pkg-config --libs libcurl libxml-2.0) -lcrypto
 # test/run-all.sh, which is what the README and CI call.
 REGRESS = tracking tracking_errors tracking_privileges snapshot snapshot_errors
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
-ISOLATION = tracking_writers tracking_snapshot snapshot_callers snapshot_writers
+ISOLATION = tracking_writers tracking_snapshot snapshot_callers snapshot_writers snapshot_types
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -67,8 +67,12 @@ tsnap_make_workdir bench-snapshot
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 tsnap_build_install
-# memstore keeps objects in RAM; deleted ones are reclaimed only after ~60 s.
-# Room for every object this run writes (~10 MiB of CSV per scale unit).
+# memstore keeps objects in RAM.  Room for every object this run writes
+# (~10 MiB of CSV per scale unit), so RGW's garbage collector, which reclaims
+# deleted objects' data (tsnap's retention deletes one per miss), can stay off:
+# it would otherwise wake every 60 s and compete for the two cores in
+# whichever round it lands (seen: S3 server CPU per miss 0.44 s -> 0.6-0.9 s).
+export RGW_GC_MIN_WAIT=86400
 mib=$((2 * (ROUNDS + 3) * SCALE * 10 + 1024))
 for s in "${EXTRA_SCALES[@]}"; do mib=$((mib + 3 * s * 10)); done
 export MEMSTORE_BYTES=$((mib * 1024 * 1024))

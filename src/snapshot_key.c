@@ -13,8 +13,9 @@
  * - The tracking_id is new for every tsnap_track, so DROP and CREATE of a
  *	 table with the same name (or untrack and track) never reuses a name.
  * - The fingerprint is a hash of the column names and types (with the labels
- *	 of enum columns) and of the CSV format and output settings, so any
- *	 schema or format change gives a new key even at the same version.
+ *	 of enums and the attributes of composites they use) and of the CSV format
+ *	 and output settings, so any schema or format change gives a new key even
+ *	 at the same version.
  * - The nonce is 64 random bits per upload.  A cluster recovered to an
  *	 earlier point in time, or a promoted standby, can reach the same version
  *	 again with different rows; the nonce keeps their keys apart.
@@ -44,6 +45,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "snapshot.h"
 #include "settings.h"
@@ -71,11 +73,15 @@ const char *const tsnap_output_settings[][2] = {
 /*
  * Fingerprints by relation OID, for the hit path.  Any relcache invalidation
  * of a relation (every ALTER TABLE sends one) drops its entry; a type's
- * change reaches its columns' relations the same way.
+ * change (pg_type, pg_enum) drops them all.  A fingerprint that read a
+ * composite type's attributes also goes when any other relation is
+ * invalidated, since ALTER TYPE ... DROP ATTRIBUTE invalidates only the
+ * composite's own pg_class entry.
  */
 typedef struct FingerprintEntry
 {
 	Oid			relid;
+	bool		has_composite;
 	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
 } FingerprintEntry;
 
@@ -95,20 +101,18 @@ fingerprint_inval(Datum arg, Oid relid)
 {
 	if (fingerprints == NULL)
 		return;
-	if (OidIsValid(relid))
-		hash_search(fingerprints, &relid, HASH_REMOVE, NULL);
-	else
 	{
 		HASH_SEQ_STATUS status;
 		FingerprintEntry *e;
 
 		hash_seq_init(&status, fingerprints);
 		while ((e = hash_seq_search(&status)) != NULL)
-			hash_search(fingerprints, &e->relid, HASH_REMOVE, NULL);
+			if (!OidIsValid(relid) || e->relid == relid || e->has_composite)
+				hash_search(fingerprints, &e->relid, HASH_REMOVE, NULL);
 	}
 }
 
-static void compute_fingerprint(Relation rel, char *out);
+static void compute_fingerprint(Relation rel, char *out, bool *has_composite);
 
 /* an enum label renamed or a type altered: any cached fingerprint may be stale */
 static void
@@ -117,30 +121,13 @@ fingerprint_type_inval(Datum arg, int cacheid, uint32 hashvalue)
 	fingerprint_inval(arg, InvalidOid);
 }
 
-/*
- * An enum's labels in sort order.  ALTER TYPE ... RENAME VALUE changes the
- * CSV without changing the table's version, so the labels must be part of
- * the fingerprint.  Arrays and domains are followed to their element or
- * base type.
- */
+/* An enum's labels in sort order. */
 static void
 append_enum_labels(StringInfo buf, Oid typid)
 {
-	Oid			elem;
 	List	   *labels = NIL;
 	CatCList   *list;
 	int			i;
-
-	for (;;)
-	{
-		typid = getBaseType(typid);
-		elem = get_element_type(typid);
-		if (!OidIsValid(elem))
-			break;
-		typid = elem;
-	}
-	if (!type_is_enum(typid))
-		return;
 
 	list = SearchSysCacheList1(ENUMTYPOIDNAME, ObjectIdGetDatum(typid));
 	for (i = 0; i < list->n_members; i++)
@@ -156,6 +143,81 @@ append_enum_labels(StringInfo buf, Oid typid)
 	}
 	ReleaseSysCacheList(list);
 	list_free(labels);
+}
+
+static void append_column(StringInfo buf, const char *name, Oid typid,
+						  int32 typmod, bool *has_composite);
+
+/*
+ * What else decides how a value of typid prints.  ALTER TYPE ... RENAME
+ * VALUE, and ALTER TYPE ... DROP ATTRIBUTE on a composite a column uses,
+ * change the CSV without changing the table's version, so an enum's labels
+ * and a composite's attributes are part of the fingerprint.  Domains,
+ * arrays, ranges and multiranges are followed to the type they hold.
+ */
+static void
+append_type_detail(StringInfo buf, Oid typid, bool *has_composite)
+{
+	check_stack_depth();
+	for (;;)
+	{
+		Oid			inner;
+
+		typid = getBaseType(typid);
+		if (OidIsValid(inner = get_element_type(typid)) ||
+			OidIsValid(inner = get_multirange_range(typid)) ||
+			OidIsValid(inner = get_range_subtype(typid)))
+			typid = inner;
+		else
+			break;
+	}
+	if (type_is_enum(typid))
+		append_enum_labels(buf, typid);
+	else if (typid != RECORDOID && type_is_rowtype(typid))
+	{
+		TupleDesc	tupdesc = lookup_rowtype_tupdesc(typid, -1);
+		int			i;
+
+		*has_composite = true;
+		appendStringInfoString(buf, " (");
+		for (i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (!att->attisdropped)
+				append_column(buf, NameStr(att->attname), att->atttypid,
+							  att->atttypmod, has_composite);
+		}
+		appendStringInfoChar(buf, ')');
+		ReleaseTupleDesc(tupdesc);
+	}
+}
+
+/*
+ * One column (or composite attribute): raw names with their lengths, not
+ * quote_identifier or format_type, which depend on quote_all_identifiers
+ * and search_path, so the caller and the worker would disagree.
+ */
+static void
+append_column(StringInfo buf, const char *name, Oid typid, int32 typmod,
+			  bool *has_composite)
+{
+	HeapTuple	typtup;
+	Form_pg_type typ;
+	char	   *nspname;
+
+	typtup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(typtup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	typ = (Form_pg_type) GETSTRUCT(typtup);
+	nspname = get_namespace_name(typ->typnamespace);
+	appendStringInfo(buf, "%zu:%s %zu:%s.%zu:%s %d",
+					 strlen(name), name,
+					 strlen(nspname), nspname,
+					 strlen(NameStr(typ->typname)), NameStr(typ->typname),
+					 typmod);
+	ReleaseSysCache(typtup);
+	append_type_detail(buf, typid, has_composite);
 }
 
 /*
@@ -186,15 +248,18 @@ tsnap_fingerprint(Relation rel, char *out)
 	{
 		char		fp[TSNAP_FINGERPRINT_LEN + 1];
 
-		compute_fingerprint(rel, fp);
+		bool		has_composite = false;
+
+		compute_fingerprint(rel, fp, &has_composite);
 		e = hash_search(fingerprints, &relid, HASH_ENTER, &found);
+		e->has_composite = has_composite;
 		memcpy(e->fingerprint, fp, sizeof(fp));
 	}
 	memcpy(out, e->fingerprint, TSNAP_FINGERPRINT_LEN + 1);
 }
 
 static void
-compute_fingerprint(Relation rel, char *out)
+compute_fingerprint(Relation rel, char *out, bool *has_composite)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	StringInfoData buf;
@@ -211,30 +276,11 @@ compute_fingerprint(Relation rel, char *out)
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-		HeapTuple	typtup;
-		Form_pg_type typ;
-		char	   *nspname;
 
 		if (att->attisdropped)
 			continue;
-
-		/*
-		 * Raw names with their lengths, not quote_identifier or format_type:
-		 * those depend on quote_all_identifiers and search_path, so the
-		 * caller and the worker would disagree.
-		 */
-		typtup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(att->atttypid));
-		if (!HeapTupleIsValid(typtup))
-			elog(ERROR, "cache lookup failed for type %u", att->atttypid);
-		typ = (Form_pg_type) GETSTRUCT(typtup);
-		nspname = get_namespace_name(typ->typnamespace);
-		appendStringInfo(&buf, "%zu:%s %zu:%s.%zu:%s %d",
-						 strlen(NameStr(att->attname)), NameStr(att->attname),
-						 strlen(nspname), nspname,
-						 strlen(NameStr(typ->typname)), NameStr(typ->typname),
-						 att->atttypmod);
-		ReleaseSysCache(typtup);
-		append_enum_labels(&buf, att->atttypid);
+		append_column(&buf, NameStr(att->attname), att->atttypid,
+					  att->atttypmod, has_composite);
 		appendStringInfoChar(&buf, '\n');
 	}
 

@@ -13,7 +13,9 @@
 #   MON_PORT (v2 messenger, 3300) / MON_V1_PORT (6789): change them to run two
 #   instances side by side (the test suite does, so it never meets a developer's),
 #   S3_ACCESS / S3_SECRET / S3_UID / S3_BUCKET, MEMSTORE_BYTES (1 GiB),
-#   OBJECTSTORE (memstore | bluestore)
+#   OBJECTSTORE (memstore | bluestore), RGW_GC_MIN_WAIT (seconds before deleted
+#   objects' data is reclaimed, 60; a benchmark that sized MEMSTORE_BYTES for
+#   everything it writes sets it high, so reclaiming never runs mid-measurement)
 set -euo pipefail
 
 T0=$(date +%s.%N)
@@ -31,6 +33,7 @@ S3_UID=${S3_UID:-tsnap}
 S3_BUCKET=${S3_BUCKET:-tsnap}
 MEMSTORE_BYTES=${MEMSTORE_BYTES:-1073741824}
 OBJECTSTORE=${OBJECTSTORE:-memstore}
+GC_MIN_WAIT=${RGW_GC_MIN_WAIT:-60}
 export CEPH_CONF=$CONF
 CEPH="ceph -c $CONF --connect-timeout 10"
 
@@ -122,8 +125,8 @@ rgw data = $C/rgw
 rgw dns name = localhost
 rgw enable usage log = false
 # reclaim deleted/overwritten tail objects after 60s instead of 2h (memstore = RAM)
-rgw gc obj min wait = 60
-rgw gc processor period = 60
+rgw gc obj min wait = $GC_MIN_WAIT
+rgw gc processor period = $GC_MIN_WAIT
 rgw thread pool size = 64
 log file = $C/log/rgw.log
 EOF

@@ -349,6 +349,34 @@ same_bytes($object, copy_output('labels'),
 	'after ALTER TYPE ... RENAME VALUE: the snapshot equals COPY output');
 round_trip('labels', $object);
 
+# The same through a composite, an array of composites, a range and a
+# multirange, and a composite losing an attribute (ALTER TYPE ... DROP
+# ATTRIBUTE is allowed while a column uses the type).
+$node->safe_psql('postgres', q{
+	CREATE TYPE tone AS ENUM ('sad', 'ok');
+	CREATE TYPE tpair AS (m tone, n int);
+	CREATE TYPE tonerange AS RANGE (subtype = tone);
+	CREATE TABLE nested (id int, p tpair, ps tpair[], r tonerange, mr tonemultirange);
+	INSERT INTO nested VALUES
+		(1, ('sad', 1), ARRAY[('ok', 2)::tpair, NULL], tonerange('sad', 'ok', '[]'),
+		 tonemultirange(tonerange('sad', 'sad', '[]'))),
+		(2, NULL, '{}', 'empty', '{}');
+	SELECT tsnap_track('nested');
+});
+($key, $object) = snapshot_and_check('nested');
+for my $change ("ALTER TYPE tone RENAME VALUE 'sad' TO 'unhappy'",
+	'ALTER TYPE tpair DROP ATTRIBUTE n')
+{
+	$node->safe_psql('postgres', $change);
+	my $next = $node->safe_psql('postgres', "SELECT tsnap_snapshot('nested')");
+	isnt($next, $key, "nested: after $change, a new key");
+	$object = s3_get($next);
+	same_bytes($object, copy_output('nested'),
+		"nested: after $change, the snapshot equals COPY output");
+	round_trip('nested', $object);
+	$key = $next;
+}
+
 #
 # A hit is decided by the caller alone (one catalog probe, no worker), and
 # the caller's settings must not matter for that either: the caller's
