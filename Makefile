@@ -18,6 +18,7 @@ OBJS = \
 	src/version.o \
 	src/tracking.o \
 	src/s3_adapter.o \
+	src/credentials_file.o \
 	src/csv_encoder.o \
 	src/snapshot_key.o \
 	src/snapshot_catalog.o \

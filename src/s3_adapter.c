@@ -3,7 +3,8 @@
  * s3_adapter.c
  *	  The boundary between PostgreSQL and tsnap's plain-C S3 client.
  *
- * This file turns tsnap's settings into a client configuration, lets the
+ * This file turns tsnap's settings (and the credentials file, if one is
+ * set: credentials_file.c) into a client configuration, lets the
  * client's waits notice PostgreSQL interrupts, and turns the client's error
  * values into ereport() with an SQLSTATE.  Nothing else on the PostgreSQL
  * side includes s3/s3.h's error details or builds a configuration.
@@ -25,6 +26,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
+#include "credentials_file.h"
 #include "tsnap.h"
 #include "settings.h"
 #include "s3_adapter.h"
@@ -36,6 +38,12 @@ typedef struct TsnapS3Handle
 } TsnapS3Handle;
 
 static int	sqlstate_for(const tsnap_s3_error *err);
+
+static bool
+is_set(const char *setting)
+{
+	return setting != NULL && setting[0] != '\0';
+}
 
 static int
 interrupt_pending(void *arg)
@@ -75,27 +83,45 @@ tsnap_s3_init(void)
  * credentials are not configured.
  */
 static void
-config_from_settings(tsnap_s3_config *config)
+config_from_settings(tsnap_s3_config *config, TsnapCredentials *file_creds)
 {
 	if (tsnap_s3_bucket == NULL || tsnap_s3_bucket[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tsnap.s3_bucket is not set"),
 				 errhint("Set tsnap.s3_bucket and the other tsnap.s3_* settings in postgresql.conf, then reload.")));
-	if (tsnap_s3_access_key_id == NULL || tsnap_s3_access_key_id[0] == '\0' ||
-		tsnap_s3_secret_access_key == NULL || tsnap_s3_secret_access_key[0] == '\0')
+
+	memset(config, 0, sizeof(*config));
+	memset(file_creds, 0, sizeof(*file_creds));
+	if (is_set(tsnap_s3_credentials_file))
+	{
+		if (is_set(tsnap_s3_access_key_id) ||
+			is_set(tsnap_s3_secret_access_key) ||
+			is_set(tsnap_s3_session_token))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tsnap.s3_credentials_file and the tsnap.s3_* credential settings are both set"),
+					 errhint("Keep the credentials in one place: clear tsnap.s3_access_key_id, tsnap.s3_secret_access_key and tsnap.s3_session_token, or tsnap.s3_credentials_file.")));
+		tsnap_read_credentials_file(tsnap_s3_credentials_file, file_creds);
+		config->access_key_id = file_creds->access_key_id;
+		config->secret_access_key = file_creds->secret_access_key;
+		config->session_token = file_creds->session_token;
+	}
+	else if (is_set(tsnap_s3_access_key_id) && is_set(tsnap_s3_secret_access_key))
+	{
+		config->access_key_id = tsnap_s3_access_key_id;
+		config->secret_access_key = tsnap_s3_secret_access_key;
+		config->session_token = tsnap_s3_session_token;
+	}
+	else
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tsnap's S3 credentials are not set"),
-				 errhint("Set tsnap.s3_access_key_id and tsnap.s3_secret_access_key in postgresql.conf, then reload.")));
+				 errhint("Set tsnap.s3_credentials_file, or tsnap.s3_access_key_id and tsnap.s3_secret_access_key, in postgresql.conf, then reload.")));
 
-	memset(config, 0, sizeof(*config));
 	config->endpoint = tsnap_s3_endpoint;
 	config->region = tsnap_s3_region;
 	config->bucket = tsnap_s3_bucket;
-	config->access_key_id = tsnap_s3_access_key_id;
-	config->secret_access_key = tsnap_s3_secret_access_key;
-	config->session_token = tsnap_s3_session_token;
 	config->url_style = tsnap_s3_url_style == TSNAP_URL_STYLE_VIRTUAL ?
 		"virtual" : "path";
 	config->ca_file = (tsnap_s3_ca_file && tsnap_s3_ca_file[0]) ?
@@ -118,14 +144,17 @@ tsnap_s3_client *
 tsnap_s3_open(uint64 max_object_size)
 {
 	tsnap_s3_config config;
+	TsnapCredentials file_creds;
 	tsnap_s3_error err;
 	TsnapS3Handle *h;
 
-	config_from_settings(&config);
+	config_from_settings(&config, &file_creds);
 	config.max_object_size = max_object_size;
 
 	h = MemoryContextAllocZero(CurrentMemoryContext, sizeof(TsnapS3Handle));
 	h->client = tsnap_s3_client_new(&config, &err);
+	/* the client keeps its own copies */
+	tsnap_wipe_credentials(&file_creds);
 	if (h->client == NULL)
 		tsnap_s3_raise(&err, ERROR);
 	h->cb.func = release_client;
@@ -182,7 +211,7 @@ tsnap_s3_raise(const tsnap_s3_error *err, int elevel)
 	ereport(elevel,
 			(errcode(sqlstate_for(err)),
 			 err->key[0] ?
-			 errmsg("could not %s object \"%s\" in bucket \"%s\"",
+			 errmsg("could not %s \"%s\" in bucket \"%s\"",
 					tsnap_s3_verb(err), err->key, tsnap_s3_bucket) :
 			 errmsg("could not %s in bucket \"%s\"",
 					tsnap_s3_verb(err), tsnap_s3_bucket),
@@ -190,12 +219,15 @@ tsnap_s3_raise(const tsnap_s3_error *err, int elevel)
 			 err->kind == S3_ERR_CURL ?
 			 errhint("Check tsnap.s3_endpoint and that the S3 server is reachable.") :
 			 sqlstate_for(err) == ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION ?
-			 errhint("Check tsnap.s3_access_key_id, tsnap.s3_secret_access_key and the bucket's permissions.") : 0));
+			 (is_set(tsnap_s3_credentials_file) ?
+			  errhint("Check the keys in tsnap.s3_credentials_file and the bucket's permissions.") :
+			  errhint("Check tsnap.s3_access_key_id, tsnap.s3_secret_access_key and the bucket's permissions.")) : 0));
 }
 
 /*
- * A lower-case verb phrase for the failed operation, for messages such as
- * "could not upload object ...".
+ * A lower-case verb phrase for the failed operation, with the noun for its
+ * key, for messages such as "could not upload object ...".  Listings name a
+ * prefix, not an object.
  */
 const char *
 tsnap_s3_verb(const tsnap_s3_error *err)
@@ -205,17 +237,17 @@ tsnap_s3_verb(const tsnap_s3_error *err)
 		const char *operation;
 		const char *verb;
 	}			verbs[] = {
-		{"HeadObject", "check"},
-		{"GetObject", "read"},
-		{"DeleteObject", "delete"},
-		{"ListObjectsV2", "list objects"},
-		{"ListMultipartUploads", "list uploads"},
-		{"AbortMultipartUpload", "abort the upload of"},
+		{"HeadObject", "check object"},
+		{"GetObject", "read object"},
+		{"DeleteObject", "delete object"},
+		{"ListObjectsV2", "list objects under prefix"},
+		{"ListMultipartUploads", "list uploads under prefix"},
+		{"AbortMultipartUpload", "abort the upload of object"},
 	};
 	size_t		i;
 
 	for (i = 0; err->operation && i < lengthof(verbs); i++)
 		if (strcmp(err->operation, verbs[i].operation) == 0)
 			return verbs[i].verb;
-	return "upload";
+	return "upload object";
 }

@@ -8,7 +8,10 @@
  * the whole server, changed with a reload), and the credentials are also
  * superuser-only, kept out of postgresql.conf.sample and out of ALTER SYSTEM,
  * so that SHOW, pg_settings and current_setting() never reveal them to other
- * users.  Nothing in tsnap ever prints their values.
+ * users.  Nothing in tsnap ever prints their values, and a log hook strips
+ * them from the messages in which PostgreSQL itself would (a reload that
+ * changes one).  tsnap.s3_credentials_file names a file to read them from
+ * instead (credentials_file.c).
  *
  * tsnap.max_workers sizes shared memory, so it is PGC_POSTMASTER.  The key
  * prefix and retention are PGC_SIGHUP: they must be the same for every
@@ -35,6 +38,7 @@ char	   *tsnap_s3_bucket = NULL;
 char	   *tsnap_s3_access_key_id = NULL;
 char	   *tsnap_s3_secret_access_key = NULL;
 char	   *tsnap_s3_session_token = NULL;
+char	   *tsnap_s3_credentials_file = NULL;
 int			tsnap_s3_url_style = TSNAP_URL_STYLE_PATH;
 char	   *tsnap_s3_ca_file = NULL;
 int			tsnap_s3_connect_timeout = 10000;
@@ -97,9 +101,56 @@ check_key_prefix(char **newval, void **extra, GucSource source)
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_AUTO_FILE)
 
+static const char *const secret_settings[] = {
+	"tsnap.s3_access_key_id",
+	"tsnap.s3_secret_access_key",
+	"tsnap.s3_session_token",
+	NULL
+};
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/*
+ * PostgreSQL logs the new value of every setting a reload changes, and the
+ * value that a setting refused, secrets included (guc-file.l, guc.c).  Keep
+ * those messages for the credentials, without their values.  Installed in
+ * the postmaster when tsnap is preloaded, so every process inherits it.
+ */
+static void
+redact_secrets(ErrorData *edata)
+{
+	static const char *const with_value[][2] = {
+		{"parameter \"%s\" changed to \"%s\"",
+		"parameter \"%s\" changed (value not logged)"},
+		{"invalid value for parameter \"%s\": \"%s\"",
+		"invalid value for parameter \"%s\" (value not logged)"},
+	};
+	size_t		m;
+	int			i;
+
+	for (m = 0; m < lengthof(with_value) && edata->message_id; m++)
+	{
+		if (strcmp(edata->message_id, with_value[m][0]) != 0 ||
+			edata->message == NULL)
+			continue;
+		for (i = 0; secret_settings[i]; i++)
+			if (strstr(edata->message, secret_settings[i]) != NULL)
+			{
+				edata->message = psprintf(with_value[m][1], secret_settings[i]);
+				edata->detail = NULL;
+				break;
+			}
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
 void
 tsnap_define_settings(void)
 {
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = redact_secrets;
+
 	DefineCustomStringVariable("tsnap.s3_endpoint",
 							   "S3 endpoint URL; empty means AWS (https://s3.<region>.amazonaws.com).",
 							   NULL, &tsnap_s3_endpoint, "",
@@ -124,6 +175,11 @@ tsnap_define_settings(void)
 							   "S3 session token for temporary credentials; empty for none.",
 							   NULL, &tsnap_s3_session_token, "",
 							   PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
+	DefineCustomStringVariable("tsnap.s3_credentials_file",
+							   "File with the S3 credentials, in the AWS shared-credentials format; empty to use the tsnap.s3_* settings.",
+							   "tsnap reads its [default] profile on every use, so rewriting the file rotates the keys without a reload.",
+							   &tsnap_s3_credentials_file, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("tsnap.s3_url_style",
 							 "Addressing of the bucket: path (endpoint/bucket/key) or virtual (bucket.endpoint/key).",
 							 NULL, &tsnap_s3_url_style, TSNAP_URL_STYLE_PATH,

@@ -20,6 +20,7 @@ extern char *tsnap_s3_bucket;
 extern char *tsnap_s3_access_key_id;
 extern char *tsnap_s3_secret_access_key;
 extern char *tsnap_s3_session_token;
+extern char *tsnap_s3_credentials_file;
 extern int	tsnap_s3_url_style;
 extern char *tsnap_s3_ca_file;
 extern int	tsnap_s3_connect_timeout;
