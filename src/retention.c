@@ -11,6 +11,10 @@
  * deleted, and the pending row removed once S3 confirmed.  A hit can only
  * return keys in tsnap.snapshots, so no key is returned after its delete
  * began; a failed or interrupted delete leaves its row for the next worker.
+ * The same queue holds the key of every upload until it is recorded (an
+ * upload intent, see scan.c), so an object whose worker died before
+ * recording it is deleted too; keys that a live worker is still uploading
+ * are skipped.
  *
  * Abandoned uploads: a worker killed mid-upload (SIGKILL, crash) cannot
  * abort its multipart upload.  Every worker, when it starts, lists the open
@@ -61,15 +65,24 @@ tsnap_delete_pending(void)
 		return;
 	}
 	SPI_connect();
+	/*
+	 * Lock the rows, then skip keys a live worker is uploading: their rows
+	 * are upload intents (scan.c), removed by the transaction that records
+	 * the snapshot, which our lock holds back until we are done.
+	 */
 	if (SPI_execute("SELECT key FROM tsnap.pending_deletes "
-					"ORDER BY queued_at, key LIMIT " CppAsString2(DELETE_BATCH),
+					"ORDER BY queued_at, key LIMIT " CppAsString2(DELETE_BATCH) " "
+					"FOR UPDATE SKIP LOCKED",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read tsnap.pending_deletes");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		/* allocated in SPI's context, which lives until SPI_finish */
-		keys = lappend(keys, SPI_getvalue(SPI_tuptable->vals[i],
-										  SPI_tuptable->tupdesc, 1));
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[i],
+									   SPI_tuptable->tupdesc, 1);
+
+		if (!tsnap_queue_key_in_progress(key))
+			keys = lappend(keys, key);
 	}
 
 	if (keys != NIL)

@@ -15,8 +15,10 @@
  * The upload is owned by this file until it completes: any error (a failed
  * part, the size cap, cancel, a type output function raising) aborts it
  * before the error propagates, so no object appears at the key and no
- * multipart upload stays open.  Recording the snapshot happens in a second,
- * read-write transaction once the object exists.
+ * multipart upload stays open.  Three transactions: the scan's; then one
+ * that queues the key for deletion before the upload is completed (so a
+ * worker that dies before recording its object still has it deleted); then,
+ * once the object exists, one that records it and unqueues the key.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,6 +33,7 @@
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -51,19 +54,20 @@ static tsnap_s3_upload *volatile current_upload = NULL;
  * table and the limit.
  */
 static void
-raise_upload_error(const tsnap_s3_error *err, Relation rel, int64 max_bytes)
+raise_upload_error(const tsnap_s3_error *err, const char *relname,
+				   int64 max_bytes)
 {
 	if (err->kind == S3_ERR_TOO_LARGE && max_bytes > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("snapshot of table \"%s\" exceeds tsnap.max_snapshot_size (" INT64_FORMAT "kB)",
-						RelationGetRelationName(rel), max_bytes / 1024),
+						relname, max_bytes / 1024),
 				 errhint("Raise tsnap.max_snapshot_size, or set it to 0 for no limit.")));
 	tsnap_s3_raise(err, ERROR);
 }
 
 static void
-write_or_raise(tsnap_s3_upload *upload, StringInfo buf, Relation rel,
+write_or_raise(tsnap_s3_upload *upload, StringInfo buf, const char *relname,
 			   int64 max_bytes)
 {
 	tsnap_s3_error err;
@@ -71,7 +75,7 @@ write_or_raise(tsnap_s3_upload *upload, StringInfo buf, Relation rel,
 	if (buf->len == 0)
 		return;
 	if (!tsnap_s3_upload_write(upload, buf->data, buf->len, &err))
-		raise_upload_error(&err, rel, max_bytes);
+		raise_upload_error(&err, relname, max_bytes);
 	resetStringInfo(buf);
 }
 
@@ -140,7 +144,8 @@ csv_receive(TupleTableSlot *slot, DestReceiver *self)
 	slot_getallattrs(slot);
 	tsnap_csv_row(&r->enc, slot->tts_values, slot->tts_isnull, &r->buf);
 	if (r->buf.len >= WRITE_CHUNK)
-		write_or_raise(r->upload, &r->buf, r->rel, r->max_bytes);
+		write_or_raise(r->upload, &r->buf, RelationGetRelationName(r->rel),
+					   r->max_bytes);
 	return true;
 }
 
@@ -185,7 +190,7 @@ scan_into(Relation rel, tsnap_s3_upload *upload, int64 max_bytes)
 		CHECK_FOR_INTERRUPTS();
 	}
 	MemoryContextSwitchTo(cxt);
-	write_or_raise(upload, &r.buf, rel, max_bytes);
+	write_or_raise(upload, &r.buf, RelationGetRelationName(rel), max_bytes);
 	SPI_cursor_close(portal);
 	return r.enc.rows;
 }
@@ -209,6 +214,8 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	tsnap_s3_upload_result up;
 	tsnap_s3_error err;
 	char	   *relname;
+	MemoryContext upload_cxt;
+	MemoryContext old_cxt;
 
 	SetCurrentStatementStartTimestamp();
 	DefaultXactIsoLevel = XACT_REPEATABLE_READ;
@@ -273,7 +280,14 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	tsnap_build_key(params->relid, &tracking_id, result->rows_version,
 					fingerprint, result->key);
 	tsnap_queue_set_upload_key(worker, result->key);
+
+	/* the client and upload outlive the scan's transaction */
+	upload_cxt = AllocSetContextCreate(TopMemoryContext, "tsnap upload",
+									   ALLOCSET_SMALL_SIZES);
+	old_cxt = MemoryContextSwitchTo(upload_cxt);
+	relname = pstrdup(relname);
 	client = tsnap_s3_open((uint64) params->max_bytes);
+	MemoryContextSwitchTo(old_cxt);
 
 	upload = tsnap_s3_upload_begin(client, result->key, "text/csv", &err);
 	if (upload == NULL)
@@ -282,28 +296,46 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	PG_TRY();
 	{
 		result->rows = scan_into(rel, upload, params->max_bytes);
+
+		table_close(rel, NoLock);
+		SetUserIdAndSecContext(save_userid, save_sec);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+
+		/*
+		 * The object appears only once finish completes it.  If this worker
+		 * died between that and recording it (a crash, SIGKILL), nothing
+		 * would know of the object; so its key goes to tsnap.pending_deletes
+		 * first, in a committed transaction, and recording it removes the
+		 * key in the same transaction that inserts the snapshot.  Until then
+		 * retention skips the key, since this worker publishes it
+		 * (retention.c).
+		 */
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		tsnap_record_upload_intent(result->key);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+
 		if (!tsnap_s3_upload_finish(upload, &up, &err))
-			raise_upload_error(&err, rel, params->max_bytes);
+			raise_upload_error(&err, relname, params->max_bytes);
 	}
 	PG_CATCH();
 	{
 		tsnap_scan_abort_upload();
+		MemoryContextDelete(upload_cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	current_upload = NULL;
 	tsnap_s3_upload_free(upload);
+	MemoryContextDelete(upload_cxt);
 
 	result->bytes = (int64) up.bytes;
 	result->parts = up.parts;
 	strlcpy(result->etag, up.etag, sizeof(result->etag));
 	result->hit = false;
-
-	table_close(rel, NoLock);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
 
 	/* the object exists; record it */
 	StartTransactionCommand();

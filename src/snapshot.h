@@ -91,6 +91,7 @@ extern int64 tsnap_read_tracking(Oid relid, pg_uuid_t *tracking_id);
 extern bool tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 								  int64 version, const char *fingerprint,
 								  TsnapSnapshotResult *result);
+extern void tsnap_record_upload_intent(const char *key);
 extern bool tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 								  const char *fingerprint,
 								  const char *stale_key,

@@ -217,6 +217,31 @@ exec_write(const char *sql, int nargs, Oid *argtypes, Datum *values)
 }
 
 /*
+ * Before an object can appear at key: queue it for deletion, in the current
+ * transaction, which the caller commits before completing the upload.
+ * tsnap_record_snapshot takes it off the queue again; if the worker dies in
+ * between, retention deletes the unrecorded object (scan.c).
+ */
+void
+tsnap_record_upload_intent(const char *key)
+{
+	TsnapCatalogUser saved;
+	Oid			keyarg[1] = {TEXTOID};
+	Datum		keyval[1];
+
+	if (!tsnap_catalog_enter(&saved))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"tsnap\" is not installed in this database")));
+	SPI_connect();
+	keyval[0] = CStringGetTextDatum(key);
+	exec_write("INSERT INTO tsnap.pending_deletes (key) VALUES ($1) "
+			   "ON CONFLICT DO NOTHING", 1, keyarg, keyval);
+	SPI_finish();
+	tsnap_catalog_leave(&saved);
+}
+
+/*
  * Record a finished upload, in a read-write transaction of its own.
  *
  * If stale_key is set (a hit whose object had vanished), that row is retired
@@ -270,11 +295,17 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 			   "ON CONFLICT (tbl, rows_version, fingerprint) DO NOTHING "
 			   "RETURNING " RESULT_COLUMNS, 9, argtypes, values);
 	inserted = (SPI_processed == 1);
+	keyval[0] = values[0];
 	if (inserted)
+	{
 		fill_result(result);
+		/* recorded: no longer a candidate for deletion */
+		exec_write("DELETE FROM tsnap.pending_deletes WHERE key = $1",
+				   1, keyarg, keyval);
+	}
 	else
 	{
-		keyval[0] = values[0];
+		/* its upload intent already queued the duplicate for deletion */
 		exec_write("INSERT INTO tsnap.pending_deletes (key) VALUES ($1) "
 				   "ON CONFLICT DO NOTHING", 1, keyarg, keyval);
 		exec_write("SELECT " RESULT_COLUMNS " FROM tsnap.snapshots "

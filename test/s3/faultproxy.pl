@@ -4,7 +4,8 @@
 # Sits on 127.0.0.1 between the client and an S3 endpoint (Ceph RGW) and,
 # for chosen requests, answers 500 InternalError or 503 SlowDown (with an S3
 # XML body), answers 200 with an <Error> body, resets the connection, resets
-# it halfway through the response, or stalls.  Every other request is
+# it halfway through the response, stalls, or forwards the request and then
+# holds its reply back (slowreply).  Every other request is
 # forwarded with its body intact, streamed by Content-Length.
 #
 # Keep-alive is not supported: each connection carries one request, the
@@ -17,10 +18,11 @@
 #   --rate F              fault this fraction of matching requests (0..1)
 #   --nth N,N,...         fault exactly these request numbers (from 1)
 #   --faults K,K,...      kinds to pick from: 500 503 200error reset
-#                         midreset stall (default 500,503,reset)
+#                         midreset stall slowreply (default 500,503,reset)
 #   --methods M,M,...     only requests with these methods can fault
 #   --match STR           only requests whose target contains STR can fault
-#   --stall SECONDS       how long a stall holds the connection (default 60)
+#   --stall SECONDS       how long a stall or slowreply holds the connection
+#                         (default 60)
 #   --lifetime SECONDS    exit after this long, whatever happens (default 120)
 #   --seed N              random seed (default: time)
 #   --log FILE            append "n method fault target" per request
@@ -208,6 +210,17 @@ sub handle {
 		}
 		reset_conn($client);
 		close $up;
+		return;
+	}
+
+	if ($fault eq 'slowreply') {
+		# The request took effect upstream; hold its reply back.
+		my ($reply, $chunk) = ('', '');
+		$reply .= $chunk while sysread($up, $chunk, 262144);
+		close $up;
+		sleep $o{stall};
+		write_all($client, $reply);
+		close $client;
 		return;
 	}
 

@@ -9,7 +9,9 @@
 #      dropped, and no multipart upload stays open;
 #  (d) a wrong secret and an unreachable endpoint give clear errors
 #      (28000, 08006) and never reveal the secret;
-#  (e) tsnap.max_snapshot_size: 54000, nothing left in the bucket.
+#  (e) tsnap.max_snapshot_size: 54000, nothing left in the bucket;
+#  (f) a worker killed after its object appeared but before it was recorded:
+#      a later worker deletes the unrecorded object.
 #
 # Elapsed times are only checked as liveness bounds (a wait that should end
 # at once ends within seconds), never as performance.
@@ -365,5 +367,44 @@ my $log = slurp_file($node_d->logfile);
 unlike($log, qr/\Q$secret\E/, 'the secret never reaches the server log');
 $node_d->stop;
 s3_delete_prefix("$node_d->{tsnap_prefix}/");
+
+###########################################################################
+# (f) a worker killed between its object appearing and being recorded
+###########################################################################
+# The PutObject reaches RGW, which stores the object, but its reply is held
+# back, so the worker is still waiting for it when it is killed.
+my $slow_put = start_faultproxy(methods => 'PUT', faults => 'slowreply',
+	rate => 1, stall => 120);
+my $node_f = tsnap_node('faults_f', endpoint => $slow_put->{endpoint},
+	conf => "restart_after_crash = on\n");
+my $prefix_f = "$node_f->{tsnap_prefix}/";
+make_table($node_f, 'orphan', 10);
+$caller = start_psql($node_f, "SELECT tsnap_snapshot('orphan')");
+ok(poll_until(60, sub { scalar(s3_list($prefix_f)) == 1 && worker_pids($node_f) > 0 }),
+	'orphan: the object exists while its worker waits for the reply');
+my ($orphan) = s3_list($prefix_f);
+is($node_f->safe_psql('postgres', 'SELECT key FROM tsnap.pending_deletes'), $orphan,
+	'orphan: its key was queued before the object appeared');
+($wpid) = worker_pids($node_f);
+ok(kill('KILL', $wpid), "orphan: SIGKILL the worker ($wpid)");
+($crc, $cout, $cerr) = finish_psql($caller);
+isnt($crc, 0, 'orphan: the caller fails');
+$node_f->poll_query_until('postgres', 'SELECT true')
+  or die 'server did not come back after the crash';
+is($node_f->safe_psql('postgres', 'SELECT count(*) FROM tsnap.snapshots'), '0',
+	'orphan: nothing recorded');
+
+# Straight to RGW now: the next worker builds the snapshot anew, then deletes
+# the unrecorded object.
+tsnap_reload($node_f, "tsnap.s3_endpoint = '$ENV{S3_ENDPOINT}'\n");
+my $orphan_next = $node_f->safe_psql('postgres', "SELECT tsnap_snapshot('orphan')");
+isnt($orphan_next, $orphan, 'orphan: the next snapshot has a key of its own');
+ok(poll_until(60, sub { join(',', s3_list($prefix_f)) eq $orphan_next }),
+	'orphan: the unrecorded object was deleted; the recorded one remains');
+is($node_f->safe_psql('postgres', 'SELECT count(*) FROM tsnap.pending_deletes'), '0',
+	'orphan: nothing left queued');
+$node_f->stop;
+stop_faultproxy($slow_put);
+s3_delete_prefix($prefix_f);
 
 done_testing();
