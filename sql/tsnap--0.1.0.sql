@@ -132,6 +132,9 @@ CREATE TABLE tsnap.snapshots (
  * Objects to delete from the bucket: snapshots past tsnap.keep_versions, and
  * those of dropped or untracked tables.  A row leaves only once S3 confirmed
  * the delete, so a failed delete is retried by the next worker, never lost.
+ * Each upload's key is also queued here before its object can appear, and
+ * taken off when the snapshot is recorded: an object whose worker died
+ * before recording it is deleted too.
  */
 CREATE TABLE tsnap.pending_deletes (
 	key			text PRIMARY KEY,

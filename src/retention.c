@@ -65,6 +65,21 @@ tsnap_delete_pending(void)
 		return;
 	}
 	SPI_connect();
+
+	/*
+	 * Snapshots whose table is no longer tracked under their tracking_id can
+	 * never be hits.  Untracking and DROP TABLE queue them; this catches one
+	 * recorded just as its table went (tsnap_record_snapshot checks, but
+	 * cannot lock out a concurrent DROP).
+	 */
+	if (SPI_execute("WITH r AS (DELETE FROM tsnap.snapshots s WHERE NOT EXISTS "
+					"  (SELECT FROM tsnap.tracked_tables t "
+					"   WHERE t.tbl = s.tbl AND t.tracking_id = s.tracking_id) "
+					"  RETURNING key) "
+					"INSERT INTO tsnap.pending_deletes (key) SELECT key FROM r "
+					"ON CONFLICT DO NOTHING", false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not queue snapshots of untracked tables");
+
 	/*
 	 * Lock the rows, then skip keys a live worker is uploading: their rows
 	 * are upload intents (scan.c), removed by the transaction that records

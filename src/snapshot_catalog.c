@@ -23,6 +23,7 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -271,6 +272,28 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 				 errmsg("extension \"tsnap\" is not installed in this database")));
 
 	SPI_connect();
+
+	/*
+	 * The table's lock went with the scan's transaction, so it may have been
+	 * dropped or untracked since.  Then record nothing: the upload intent
+	 * stays queued and retention deletes the object.
+	 */
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = UUIDPGetDatum(tracking_id);
+	exec_write("SELECT 1 FROM tsnap.tracked_tables WHERE tbl = $1 AND tracking_id = $2",
+			   2, argtypes + 1, values);
+	if (SPI_processed == 0)
+	{
+		char	   *relname = get_rel_name(relid);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 relname ?
+				 errmsg("table \"%s\" was untracked while its snapshot was being built",
+						relname) :
+				 errmsg("table with OID %u was dropped while its snapshot was being built",
+						relid)));
+	}
 
 	if (stale_key && stale_key[0])
 	{

@@ -403,8 +403,34 @@ ok(poll_until(60, sub { join(',', s3_list($prefix_f)) eq $orphan_next }),
 	'orphan: the unrecorded object was deleted; the recorded one remains');
 is($node_f->safe_psql('postgres', 'SELECT count(*) FROM tsnap.pending_deletes'), '0',
 	'orphan: nothing left queued');
+
+# The table dropped while its object is being completed.  A waiting caller
+# holds a lock on the table, so cancel it first; the request goes on without
+# it, and with the scan's lock gone, DROP TABLE does not wait.  The worker
+# must record nothing, and the object must be deleted.
+my $slow_put2 = start_faultproxy(methods => 'PUT', faults => 'slowreply',
+	rate => 1, stall => 5);
+tsnap_reload($node_f, "tsnap.s3_endpoint = '$slow_put2->{endpoint}'\n");
+make_table($node_f, 'doomed', 10);
+my $doomed = table_prefix($node_f, 'doomed');
+$caller = start_psql($node_f, "SELECT tsnap_snapshot('doomed')");
+ok(poll_until(60, sub { scalar(s3_list($doomed)) == 1 }),
+	'dropped: the object exists while its worker waits for the reply');
+$node_f->safe_psql('postgres',
+	"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT tsnap_snapshot%'");
+my $dstate;
+($crc, $cout, $cerr, $dstate) = finish_psql($caller);
+is($dstate, '57014', 'dropped: the caller was cancelled');
+$node_f->safe_psql('postgres', 'DROP TABLE doomed');
+ok($node_f->wait_for_log(qr/table with OID \d+ was dropped while its snapshot was being built/),
+	'dropped: the worker records nothing, and logs why');
+ok(poll_until(60, sub { scalar(s3_list($doomed)) == 0 }),
+	'dropped: the unrecorded object is deleted');
+is($node_f->safe_psql('postgres', 'SELECT count(*) FROM tsnap.snapshots'), '1',
+	'dropped: only the earlier table\'s snapshot is recorded');
 $node_f->stop;
 stop_faultproxy($slow_put);
+stop_faultproxy($slow_put2);
 s3_delete_prefix($prefix_f);
 
 done_testing();
