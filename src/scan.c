@@ -289,12 +289,12 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	client = tsnap_s3_open((uint64) params->max_bytes);
 	MemoryContextSwitchTo(old_cxt);
 
-	upload = tsnap_s3_upload_begin(client, result->key, "text/csv", &err);
-	if (upload == NULL)
-		tsnap_s3_raise(&err, ERROR);
-	current_upload = upload;
 	PG_TRY();
 	{
+		upload = tsnap_s3_upload_begin(client, result->key, "text/csv", &err);
+		if (upload == NULL)
+			tsnap_s3_raise(&err, ERROR);
+		current_upload = upload;
 		result->rows = scan_into(rel, upload, params->max_bytes);
 
 		table_close(rel, NoLock);
