@@ -28,11 +28,44 @@
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "utils/array.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "tsnap.h"
+
+/*
+ * The catalog's relation OIDs found so far in this backend.  Every hit and
+ * every tracked write looks several up; two syscache probes each were a
+ * measurable part of a hit.  Only OIDs found are kept, and any relcache
+ * invalidation of one of them (DROP EXTENSION sends one for each) empties
+ * the cache, so a dropped and re-created extension is found anew.
+ */
+#define CATALOG_CACHE_SIZE	8
+
+typedef struct CatalogRelid
+{
+	char		name[NAMEDATALEN];
+	Oid			relid;
+} CatalogRelid;
+
+static CatalogRelid catalog_cache[CATALOG_CACHE_SIZE];
+static int	catalog_cached = 0;
+static bool catalog_callback_registered = false;
+
+static void
+catalog_cache_inval(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < catalog_cached; i++)
+		if (!OidIsValid(relid) || catalog_cache[i].relid == relid)
+		{
+			catalog_cached = 0;
+			return;
+		}
+}
 
 /*
  * OID of relation tsnap.<relname>, or InvalidOid when the extension is not
@@ -41,11 +74,30 @@
 Oid
 tsnap_catalog_relid(const char *relname)
 {
-	Oid			nspid = get_namespace_oid(TSNAP_SCHEMA_NAME, true);
+	Oid			nspid;
+	Oid			relid;
+	int			i;
 
+	for (i = 0; i < catalog_cached; i++)
+		if (strcmp(catalog_cache[i].name, relname) == 0)
+			return catalog_cache[i].relid;
+
+	nspid = get_namespace_oid(TSNAP_SCHEMA_NAME, true);
 	if (!OidIsValid(nspid))
 		return InvalidOid;
-	return get_relname_relid(relname, nspid);
+	relid = get_relname_relid(relname, nspid);
+	if (OidIsValid(relid) && catalog_cached < CATALOG_CACHE_SIZE)
+	{
+		if (!catalog_callback_registered)
+		{
+			CacheRegisterRelcacheCallback(catalog_cache_inval, (Datum) 0);
+			catalog_callback_registered = true;
+		}
+		strlcpy(catalog_cache[catalog_cached].name, relname, NAMEDATALEN);
+		catalog_cache[catalog_cached].relid = relid;
+		catalog_cached++;
+	}
+	return relid;
 }
 
 /*
