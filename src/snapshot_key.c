@@ -99,17 +99,15 @@ compare_enum_sortorder(const ListCell *a, const ListCell *b)
 static void
 fingerprint_inval(Datum arg, Oid relid)
 {
+	HASH_SEQ_STATUS status;
+	FingerprintEntry *e;
+
 	if (fingerprints == NULL)
 		return;
-	{
-		HASH_SEQ_STATUS status;
-		FingerprintEntry *e;
-
-		hash_seq_init(&status, fingerprints);
-		while ((e = hash_seq_search(&status)) != NULL)
-			if (!OidIsValid(relid) || e->relid == relid || e->has_composite)
-				hash_search(fingerprints, &e->relid, HASH_REMOVE, NULL);
-	}
+	hash_seq_init(&status, fingerprints);
+	while ((e = hash_seq_search(&status)) != NULL)
+		if (!OidIsValid(relid) || e->relid == relid || e->has_composite)
+			hash_search(fingerprints, &e->relid, HASH_REMOVE, NULL);
 }
 
 static void compute_fingerprint(Relation rel, char *out, bool *has_composite);
@@ -247,7 +245,6 @@ tsnap_fingerprint(Relation rel, char *out)
 	if (e == NULL)
 	{
 		char		fp[TSNAP_FINGERPRINT_LEN + 1];
-
 		bool		has_composite = false;
 
 		compute_fingerprint(rel, fp, &has_composite);
