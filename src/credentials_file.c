@@ -35,6 +35,8 @@
 
 #define PROFILE "default"
 
+static void wipe_string(char *s);
+
 static void
 check_permissions(const char *path)
 {
@@ -139,7 +141,7 @@ tsnap_read_credentials_file(const char *path, TsnapCredentials *creds)
 		else
 			continue;			/* region and the like belong elsewhere */
 		if (*slot)
-			tsnap_wipe_credentials_string(*slot);
+			wipe_string(*slot);
 		*slot = pstrdup(trim(eq + 1));
 	}
 	if (ferror(f))
@@ -158,8 +160,8 @@ tsnap_read_credentials_file(const char *path, TsnapCredentials *creds)
 						path, PROFILE)));
 }
 
-void
-tsnap_wipe_credentials_string(char *s)
+static void
+wipe_string(char *s)
 {
 	if (s == NULL)
 		return;
@@ -171,8 +173,8 @@ tsnap_wipe_credentials_string(char *s)
 void
 tsnap_wipe_credentials(TsnapCredentials *creds)
 {
-	tsnap_wipe_credentials_string(creds->access_key_id);
-	tsnap_wipe_credentials_string(creds->secret_access_key);
-	tsnap_wipe_credentials_string(creds->session_token);
+	wipe_string(creds->access_key_id);
+	wipe_string(creds->secret_access_key);
+	wipe_string(creds->session_token);
 	memset(creds, 0, sizeof(*creds));
 }

@@ -17,7 +17,6 @@ typedef struct TsnapCredentials
 
 extern void tsnap_read_credentials_file(const char *path,
 										TsnapCredentials *creds);
-extern void tsnap_wipe_credentials_string(char *s);
 extern void tsnap_wipe_credentials(TsnapCredentials *creds);
 
 #endif							/* TSNAP_CREDENTIALS_FILE_H */

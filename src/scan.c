@@ -109,7 +109,7 @@ tsnap_scan_abort_upload(void)
  * from the executor's slot.  SPI_cursor_fetch would first copy every row
  * into an SPI tuple table and the encoder would deform it again; going
  * through the same PortalRunFetch that SPI_cursor_fetch calls, with this
- * receiver instead of SPI's, made a miss at scale 10 about 4% faster
+ * receiver instead of SPI's, made a miss at scale 10 about 3% faster
  * (bench/snapshot.sh) and keeps the scan's memory at one row.
  */
 typedef struct CsvReceiver

@@ -217,6 +217,17 @@ exec_write(const char *sql, int nargs, Oid *argtypes, Datum *values)
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
 }
 
+/* Become the catalog owner and connect to SPI, for a write. */
+static void
+begin_write(TsnapCatalogUser *saved)
+{
+	if (!tsnap_catalog_enter(saved))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"tsnap\" is not installed in this database")));
+	SPI_connect();
+}
+
 /*
  * Before an object can appear at key: queue it for deletion, in the current
  * transaction, which the caller commits before completing the upload.
@@ -230,11 +241,7 @@ tsnap_record_upload_intent(const char *key)
 	Oid			keyarg[1] = {TEXTOID};
 	Datum		keyval[1];
 
-	if (!tsnap_catalog_enter(&saved))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"tsnap\" is not installed in this database")));
-	SPI_connect();
+	begin_write(&saved);
 	keyval[0] = CStringGetTextDatum(key);
 	exec_write("INSERT INTO tsnap.pending_deletes (key) VALUES ($1) "
 			   "ON CONFLICT DO NOTHING", 1, keyarg, keyval);
@@ -266,12 +273,7 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	Datum		retval[2];
 	bool		inserted;
 
-	if (!tsnap_catalog_enter(&saved))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"tsnap\" is not installed in this database")));
-
-	SPI_connect();
+	begin_write(&saved);
 
 	/*
 	 * The table's lock went with the scan's transaction, so it may have been
