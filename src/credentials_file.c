@@ -37,15 +37,16 @@
 
 static void wipe_string(char *s);
 
+/* Checked on the open file, so that the file checked is the file read. */
 static void
-check_permissions(const char *path)
+check_permissions(FILE *f, const char *path)
 {
 	struct stat st;
 
-	if (stat(path, &st) != 0)
+	if (fstat(fileno(f), &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not access S3 credentials file \"%s\": %m", path)));
+				 errmsg("could not stat S3 credentials file \"%s\": %m", path)));
 	if (!S_ISREG(st.st_mode))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
@@ -91,12 +92,12 @@ tsnap_read_credentials_file(const char *path, TsnapCredentials *creds)
 	int			lineno = 0;
 
 	memset(creds, 0, sizeof(*creds));
-	check_permissions(path);
 	f = AllocateFile(path, "r");
 	if (f == NULL)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open S3 credentials file \"%s\": %m", path)));
+	check_permissions(f, path);
 
 	initStringInfo(&line);
 	while (pg_get_line_buf(f, &line))

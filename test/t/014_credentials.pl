@@ -92,7 +92,7 @@ write_credentials($good);
 tsnap_reload($node, "tsnap.s3_credentials_file = '$tmp/missing'\n");
 ($state, $out, $err) = psql_sqlstate($node, "SELECT tsnap_snapshot('t')");
 is($state, '58P01', 'a missing file: 58P01');
-like($err, qr/could not access S3 credentials file "\Q$tmp\E\/missing"/, 'a missing file: named');
+like($err, qr/could not open S3 credentials file "\Q$tmp\E\/missing"/, 'a missing file: named');
 
 my $inline = 'InlineSecret-' . int(rand(1e9));
 tsnap_reload($node, qq{
