@@ -91,26 +91,26 @@ sub s3_exists
 	return $rc == 0;
 }
 
+# Keys listed by "aws s3api OPERATION" below PREFIX; QUERY picks them out.
+sub s3_keys
+{
+	my ($operation, $query, $prefix) = @_;
+	my ($rc, $out, $err) = aws_s3api($operation, '--bucket', $ENV{S3_BUCKET},
+		'--prefix', $prefix, '--query', $query, '--output', 'text');
+	die "$operation failed: $err" if $rc != 0;
+	return grep { $_ ne '' && $_ ne 'None' } split /\t|\n/, $out;
+}
+
 # Keys of the open multipart uploads below PREFIX.
 sub s3_open_uploads
 {
-	my ($prefix) = @_;
-	my ($rc, $out, $err) = aws_s3api('list-multipart-uploads', '--bucket',
-		$ENV{S3_BUCKET}, '--prefix', $prefix, '--query', 'Uploads[].Key',
-		'--output', 'text');
-	die "list-multipart-uploads failed: $err" if $rc != 0;
-	return grep { $_ ne '' && $_ ne 'None' } split /\s+/, $out;
+	return s3_keys('list-multipart-uploads', 'Uploads[].Key', $_[0]);
 }
 
 # Keys of the objects below PREFIX.
 sub s3_list
 {
-	my ($prefix) = @_;
-	my ($rc, $out, $err) = aws_s3api('list-objects-v2', '--bucket',
-		$ENV{S3_BUCKET}, '--prefix', $prefix, '--query', 'Contents[].Key',
-		'--output', 'text');
-	die "list-objects-v2 failed: $err" if $rc != 0;
-	return grep { $_ ne '' && $_ ne 'None' } split /\t|\n/, $out;
+	return s3_keys('list-objects-v2', 'Contents[].Key', $_[0]);
 }
 
 # Delete every object and abort every multipart upload below PREFIX, which
