@@ -11,6 +11,7 @@ OBJS = \
 	src/tsnap.o \
 	src/settings.o \
 	src/catalog.o \
+	src/errors.o \
 	src/inheritance.o \
 	src/targets.o \
 	src/shards.o \
@@ -20,6 +21,7 @@ OBJS = \
 	src/s3_adapter.o \
 	src/credentials_file.o \
 	src/csv_encoder.o \
+	src/output_settings.o \
 	src/snapshot_key.o \
 	src/snapshot_catalog.o \
 	src/retention.o \

@@ -24,12 +24,14 @@ CREATE TABLE tsnap.tracked_tables (
 );
 
 -- A table's rows_version is the sum of its shard rows.  Each backend adds its
--- transaction's statement count to the shard its backend ID maps to, once, just
--- before commit, so concurrent writers rarely touch the same row and never hold
--- a shared row lock for longer than their own commit.
+-- transaction's statement count to the shard its backend ID maps to (0-15),
+-- once, just before commit, so concurrent writers rarely touch the same row and
+-- never hold a shared row lock for longer than their own commit.  A prepared
+-- transaction inserts a row of its own (16 + its transaction ID) instead, so it
+-- never holds a shard that other writers need.
 CREATE TABLE tsnap.version_shards (
 	tbl			regclass NOT NULL,
-	shard		int2 NOT NULL,
+	shard		int8 NOT NULL,
 	bumps		int8 NOT NULL CHECK (bumps >= 0),
 	PRIMARY KEY (tbl, shard)
 ) WITH (fillfactor = 50);
@@ -48,17 +50,25 @@ REVOKE ALL ON FUNCTION tsnap.tracking_trigger() FROM PUBLIC;
 COMMENT ON FUNCTION tsnap.tracking_trigger() IS
 'statement-level trigger that counts writes to a tracked table; installed by tsnap_track';
 
+/*
+ * The C functions that run SQL as the catalog owner pin search_path there
+ * themselves (catalog.c); those that need no hot path pin it here too.
+ * tsnap_snapshot and tsnap_version are called on every cache hit, so they
+ * keep the caller's search_path, which they never use.
+ */
 CREATE FUNCTION tsnap_track(tbl regclass)
 RETURNS void
 AS 'MODULE_PATHNAME', 'tsnap_track'
-LANGUAGE C STRICT;
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION tsnap_track(regclass) IS
 'start tracking writes to a table (and its partitions); owner only';
 
 CREATE FUNCTION tsnap_untrack(tbl regclass)
 RETURNS void
 AS 'MODULE_PATHNAME', 'tsnap_untrack'
-LANGUAGE C STRICT;
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION tsnap_untrack(regclass) IS
 'stop tracking a table: remove its triggers and its catalog entry; owner only';
 
@@ -69,17 +79,24 @@ LANGUAGE C STRICT STABLE;
 COMMENT ON FUNCTION tsnap_version(regclass) IS
 'current rows_version of a tracked table, as seen by the current snapshot';
 
-CREATE VIEW tsnap.tracked AS
+-- A role sees only the tables it holds some privilege on (as tsnap_version
+-- requires); security_barrier keeps a caller's own (leaky) functions from
+-- seeing the rows the filter removes.
+CREATE VIEW tsnap.tracked WITH (security_barrier) AS
 	SELECT t.tbl AS tbl,
 		   @extschema@.tsnap_version(t.tbl) AS rows_version,
 		   t.tracking_id,
 		   t.tracked_at
-	FROM tsnap.tracked_tables t;
+	FROM tsnap.tracked_tables t
+	WHERE pg_catalog.has_any_column_privilege(t.tbl,
+			'SELECT, INSERT, UPDATE, REFERENCES')
+	   OR pg_catalog.has_table_privilege(t.tbl, 'DELETE, TRUNCATE, TRIGGER');
 GRANT SELECT ON tsnap.tracked TO PUBLIC;
-COMMENT ON VIEW tsnap.tracked IS 'tracked tables with their current rows_version';
+COMMENT ON VIEW tsnap.tracked IS 'tracked tables on which the current role holds a privilege, with their current rows_version';
 
 /*
- * Event triggers keep tracking whole: a partition (or inheritance child)
+ * Event triggers keep tracking whole (they pin search_path in C, once they
+ * have resolved the names in the user's command with the user's own): a partition (or inheritance child)
  * created or attached under a tracked table gets the tracking trigger, a
  * trigger created by pg_restore is tied to the extension, and a dropped table
  * loses its catalog entry.

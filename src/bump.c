@@ -12,6 +12,12 @@
  * this backend's BackendId maps to (shards.c), once per tracked table and
  * transaction.  The version of a table is the sum of its shards.
  *
+ * A transaction being prepared inserts a shard row of its own instead, keyed
+ * by its transaction ID beyond the regular shards: a prepared transaction
+ * keeps its row locks until someone commits or rolls it back, and a role
+ * that may only INSERT could otherwise take every shard of a table and
+ * block all its writers at commit.
+ *
  * Why this keeps versions exact (MVCC consistency): the bump commits
  * atomically with the writes it counts, and every transaction that writes a
  * tracked table adds at least one.  On a primary, a later snapshot sees every
@@ -116,19 +122,21 @@ tsnap_tracking_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
- * A shard row missing (a catalog restored from a dump made by hand, say) is
- * created on the spot; the upsert only touches tables that are tracked.
+ * Add count to shard row (tbl, shard) through SQL, creating the row if it
+ * is missing: a prepared transaction's own row, or a regular shard of a
+ * catalog restored from a dump made by hand.  It only touches tables that
+ * are tracked.
  */
 static void
-upsert_shard(Oid tbl, int16 shard, int64 count)
+upsert_shard(Oid tbl, int64 shard, int64 count)
 {
 	TsnapCatalogUser saved;
-	Oid			argtypes[3] = {REGCLASSOID, INT2OID, INT8OID};
+	Oid			argtypes[3] = {REGCLASSOID, INT8OID, INT8OID};
 	Datum		values[3];
 	bool		pushed;
 
 	values[0] = ObjectIdGetDatum(tbl);
-	values[1] = Int16GetDatum(shard);
+	values[1] = Int64GetDatum(shard);
 	values[2] = Int64GetDatum(count);
 	if (!tsnap_catalog_enter(&saved))
 		return;
@@ -136,9 +144,9 @@ upsert_shard(Oid tbl, int16 shard, int64 count)
 	SPI_connect();
 	if (SPI_execute_with_args("INSERT INTO tsnap.version_shards AS s (tbl, shard, bumps) "
 							  "SELECT t.tbl, $2, $3 FROM tsnap.tracked_tables t "
-							  "WHERE t.tbl = $1 "
+							  "WHERE t.tbl OPERATOR(pg_catalog.=) $1 "
 							  "ON CONFLICT (tbl, shard) DO UPDATE "
-							  "SET bumps = s.bumps + excluded.bumps",
+							  "SET bumps = s.bumps OPERATOR(pg_catalog.+) excluded.bumps",
 							  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not bump tsnap version of relation %u", tbl);
 	SPI_finish();
@@ -153,11 +161,11 @@ upsert_shard(Oid tbl, int16 shard, int64 count)
  * it: a write is never committed without its bump.
  */
 static void
-flush_pending(void)
+flush_pending(bool prepare)
 {
 	Oid			shards_relid;
 	Oid			pkey_relid;
-	int16		shard;
+	int			shard;
 	Oid		   *tbls;
 	int64	   *counts;
 	int			ntbls = 0;
@@ -207,7 +215,12 @@ flush_pending(void)
 	shard = (MyBackendId > 0 ? MyBackendId - 1 : 0) % TSNAP_VERSION_SHARDS;
 	for (i = 0; i < ntbls; i++)
 	{
-		if (!tsnap_shard_add(shards_relid, pkey_relid, tbls[i], shard, counts[i]))
+		if (prepare)
+			upsert_shard(tbls[i], TSNAP_VERSION_SHARDS +
+						 (int64) U64FromFullTransactionId(GetTopFullTransactionId()),
+						 counts[i]);
+		else if (!tsnap_shard_add(shards_relid, pkey_relid, tbls[i], shard,
+								  counts[i]))
 			upsert_shard(tbls[i], shard, counts[i]);
 	}
 }
@@ -218,8 +231,10 @@ tsnap_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+			flush_pending(false);
+			break;
 		case XACT_EVENT_PRE_PREPARE:
-			flush_pending();
+			flush_pending(true);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:

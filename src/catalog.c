@@ -10,6 +10,13 @@
  * the way PostgreSQL runs index expressions during maintenance.  If an error
  * escapes in between, transaction or subtransaction abort restores the user.
  *
+ * The owner is usually a superuser, and the caller chose the search_path:
+ * an operator or function the caller created in a schema on it would run
+ * with the owner's rights (pg_catalog has no =(regclass, regclass), so even
+ * "tbl = $1" resolves to one).  So enter also sets search_path to
+ * "pg_catalog, pg_temp" in a GUC nest level of its own, which leave (or
+ * abort) undoes, and tsnap's SQL qualifies every operator besides.
+ *
  * Every function here tolerates a database where the extension is absent
  * (the library is loaded cluster-wide, the extension per database) or is
  * being dropped in the current transaction.
@@ -28,6 +35,7 @@
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "utils/array.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
@@ -135,13 +143,32 @@ tsnap_catalog_enter(TsnapCatalogUser *saved)
 	SetUserIdAndSecContext(owner, saved->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	saved->save_nestlevel = tsnap_pin_search_path();
 	return true;
 }
 
 void
 tsnap_catalog_leave(TsnapCatalogUser *saved)
 {
+	AtEOXact_GUC(false, saved->save_nestlevel);
 	SetUserIdAndSecContext(saved->save_userid, saved->save_sec_context);
+}
+
+/*
+ * Open a GUC nest level and set search_path to pg_catalog (then pg_temp,
+ * which is never searched for functions or operators) in it, for SQL that
+ * runs with more rights than its caller.  Returns the level, for
+ * AtEOXact_GUC(false, level); transaction abort also undoes it.
+ */
+int
+tsnap_pin_search_path(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return nestlevel;
 }
 
 /*
@@ -175,7 +202,7 @@ tsnap_tracked_among(List *relids)
 
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT tbl FROM tsnap.tracked_tables "
-							  "WHERE tbl = ANY ($1)",
+							  "WHERE tbl OPERATOR(pg_catalog.=) ANY ($1)",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read tsnap.tracked_tables");
 

@@ -26,8 +26,12 @@
  *
  * Slot lifetime: a slot is freed by whoever is last among its waiters and its
  * worker.  A caller that leaves (cancel, statement_timeout) drops a request
- * nobody else waits for if it is still QUEUED; a RUNNING one finishes and
- * is recorded, so the work serves later calls.
+ * nobody else waits for if it is still QUEUED.  A RUNNING one that nobody
+ * waits for any more is cancelled while it is still preparing (waiting for
+ * a lock, planning its scan), so that no role can hold a worker by making
+ * it wait on her behalf (worker.c checks every 100 ms); no caller joins it
+ * then.  Once it streams rows it finishes and is recorded, so the work
+ * serves later calls.
  *
  * Locking: one LWLock guards the whole structure; it is held only to read or
  * change a few fields, never across I/O.
@@ -63,6 +67,7 @@ typedef struct RequestSlot
 	uint64		generation;		/* tells reuses of the slot apart */
 	int			waiters;
 	int			worker;			/* index in workers[], or -1 */
+	bool		preparing;		/* RUNNING, not yet streaming rows */
 	int64		version_seen;	/* TSNAP_VERSION_UNKNOWN, _PENDING, or the
 								 * version the worker scans */
 	TsnapRequestParams params;
@@ -182,6 +187,7 @@ find_slot(const TsnapRequestParams *params)
 		}
 		if ((s->state == SLOT_QUEUED ||
 			 (s->state == SLOT_RUNNING &&
+			  !(s->preparing && s->waiters <= 0) &&
 			  (s->version_seen == TSNAP_VERSION_UNKNOWN ||
 			   s->version_seen >= params->min_version))) &&
 			s->params.dboid == params->dboid &&
@@ -410,11 +416,53 @@ tsnap_queue_take(int worker, TsnapRequestParams *params)
 		return false;
 	}
 	best->state = SLOT_RUNNING;
+	best->preparing = true;
 	best->worker = worker;
 	w->slot = best - queue->slots;
 	*params = best->params;
 	LWLockRelease(queue->lock);
 	return true;
+}
+
+/*
+ * Worker side, from a timeout handler: has every caller left the request
+ * while it is still preparing?  Reads without the lock (a handler must not
+ * take it); a stale answer is corrected at the next check.  Once true, it
+ * stays true, since nobody joins such a request.
+ */
+bool
+tsnap_queue_abandoned(int worker)
+{
+	volatile RequestSlot *s;
+	int			slot = ((volatile WorkerEntry *) &queue->workers[worker])->slot;
+
+	if (slot < 0)
+		return false;
+	s = &queue->slots[slot];
+	return s->preparing && s->waiters <= 0;
+}
+
+/*
+ * Worker side: the request starts streaming rows and will no longer be
+ * cancelled when its callers leave.  Returns false if they have all left
+ * already; the worker then gives the request up.
+ */
+bool
+tsnap_queue_begin_streaming(int worker)
+{
+	int			slot;
+	bool		wanted = true;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	slot = queue->workers[worker].slot;
+	if (slot >= 0)
+	{
+		wanted = queue->slots[slot].waiters > 0;
+		if (wanted)
+			queue->slots[slot].preparing = false;
+	}
+	LWLockRelease(queue->lock);
+	return wanted;
 }
 
 /* Worker side: the version the worker's snapshot sees, for joiners. */

@@ -74,7 +74,8 @@ tsnap_delete_pending(void)
 	 */
 	if (SPI_execute("WITH r AS (DELETE FROM tsnap.snapshots s WHERE NOT EXISTS "
 					"  (SELECT FROM tsnap.tracked_tables t "
-					"   WHERE t.tbl = s.tbl AND t.tracking_id = s.tracking_id) "
+					"   WHERE t.tbl OPERATOR(pg_catalog.=) s.tbl "
+					"   AND t.tracking_id OPERATOR(pg_catalog.=) s.tracking_id) "
 					"  RETURNING key) "
 					"INSERT INTO tsnap.pending_deletes (key) SELECT key FROM r "
 					"ON CONFLICT DO NOTHING", false, 0) != SPI_OK_INSERT)
@@ -112,7 +113,7 @@ tsnap_delete_pending(void)
 		if (tsnap_s3_delete_object(client, key, &err) ||
 			tsnap_s3_error_is_not_found(&err))
 		{
-			if (SPI_execute_with_args("DELETE FROM tsnap.pending_deletes WHERE key = $1",
+			if (SPI_execute_with_args("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
 									  1, argtypes, values, NULL, false, 0) < 0)
 				elog(ERROR, "could not update tsnap.pending_deletes");
 			continue;
@@ -130,8 +131,8 @@ tsnap_delete_pending(void)
 					 errdetail_internal("%s", text)));
 		}
 		if (SPI_execute_with_args("UPDATE tsnap.pending_deletes "
-								  "SET attempts = attempts + 1, last_error = $2 "
-								  "WHERE key = $1",
+								  "SET attempts = attempts OPERATOR(pg_catalog.+) 1, last_error = $2 "
+								  "WHERE key OPERATOR(pg_catalog.=) $1",
 								  2, argtypes, values, NULL, false, 0) < 0)
 			elog(ERROR, "could not update tsnap.pending_deletes");
 	}

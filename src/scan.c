@@ -30,14 +30,17 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/lock.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "tsnap.h"
 #include "s3_adapter.h"
 #include "snapshot.h"
 
@@ -123,12 +126,16 @@ typedef struct CsvReceiver
 	int64		max_bytes;
 } CsvReceiver;
 
-/* Called by every ExecutorRun, so once per batch: write the header once. */
+/*
+ * Called by every ExecutorRun, so once per batch: check that the pinned
+ * output settings still hold (output_settings.c), and write the header once.
+ */
 static void
 csv_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
 	CsvReceiver *r = (CsvReceiver *) self;
 
+	tsnap_check_output_settings(RelationGetRelationName(r->rel));
 	if (r->begun)
 		return;
 	tsnap_csv_begin(&r->enc, CreateTupleDescCopy(typeinfo));
@@ -155,21 +162,31 @@ csv_noop(DestReceiver *self)
 }
 
 /*
- * Scan the relation into the upload: header and rows.  Returns the row count.
+ * Open the scan's cursor: this plans the query, which is where the table
+ * owner's code can run (functions in index expressions and predicates are
+ * constant-folded), so it happens in the caller's security-restricted part.
  */
-static int64
-scan_into(Relation rel, tsnap_s3_upload *upload, int64 max_bytes)
+static Portal
+open_scan(Relation rel)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	char	   *query;
-	Portal		portal;
-	CsvReceiver r;
 
 	query = psprintf("SELECT * FROM %s",
 					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												RelationGetRelationName(rel)));
-	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL,
-									   true, CURSOR_OPT_NO_SCROLL);
+	return SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL,
+									 true, CURSOR_OPT_NO_SCROLL);
+}
+
+/*
+ * Fetch the cursor's rows into the upload: header and rows.  Returns the
+ * row count.
+ */
+static int64
+scan_into(Portal portal, Relation rel, tsnap_s3_upload *upload, int64 max_bytes)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	CsvReceiver r;
 
 	memset(&r, 0, sizeof(r));
 	r.pub.receiveSlot = csv_receive;
@@ -196,6 +213,56 @@ scan_into(Relation rel, tsnap_s3_upload *upload, int64 max_bytes)
 }
 
 /*
+ * The caller's part of a request: from the table lock to the last row, the
+ * worker runs as the calling role, as a security-restricted operation (no
+ * SET ROLE, PREPARE, temp tables, cursors WITH HOLD), in a GUC nest level of
+ * its own that holds the pinned output settings, as REFRESH MATERIALIZED
+ * VIEW runs the owner's code.  Ending it undoes every setting the caller's
+ * code changed (also set_config(..., false)) and drops the session advisory
+ * locks it took, before the worker's own catalog SQL runs.  The worker exits
+ * after each request besides (worker.c), so nothing else can outlive it.
+ */
+typedef struct CallersPart
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+} CallersPart;
+
+static void
+begin_callers_part(CallersPart *cp, Oid roleid)
+{
+	if (!OidIsValid(roleid) || GetUserNameFromId(roleid, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", roleid)));
+	GetUserIdAndSecContext(&cp->save_userid, &cp->save_sec);
+	SetUserIdAndSecContext(roleid, cp->save_sec |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	cp->save_nestlevel = NewGUCNestLevel();
+	tsnap_pin_output_settings();
+}
+
+static void
+end_callers_part(CallersPart *cp)
+{
+	AtEOXact_GUC(false, cp->save_nestlevel);
+	SetUserIdAndSecContext(cp->save_userid, cp->save_sec);
+	LockReleaseSession(USER_LOCKMETHOD);
+}
+
+/* End the scan's transaction (the caller's part must have ended). */
+static void
+commit_scan(Relation rel)
+{
+	table_close(rel, NoLock);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * Build the snapshot the request asks for and fill result.  Runs in worker
  * `worker`, outside any transaction; raises on failure with nothing left in
  * the bucket.
@@ -204,8 +271,7 @@ void
 tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 					 TsnapSnapshotResult *result)
 {
-	Oid			save_userid;
-	int			save_sec;
+	CallersPart cp;
 	Relation	rel;
 	pg_uuid_t	tracking_id;
 	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
@@ -214,37 +280,33 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	tsnap_s3_upload_result up;
 	tsnap_s3_error err;
 	char	   *relname;
+	Portal		portal;
 	MemoryContext upload_cxt;
 	MemoryContext old_cxt;
+	int			save_iso = DefaultXactIsoLevel;
+	bool		save_read_only = DefaultXactReadOnly;
 
 	SetCurrentStatementStartTimestamp();
 	DefaultXactIsoLevel = XACT_REPEATABLE_READ;
 	DefaultXactReadOnly = true;
 	StartTransactionCommand();
-	DefaultXactIsoLevel = XACT_READ_COMMITTED;
-	DefaultXactReadOnly = false;
+	DefaultXactIsoLevel = save_iso;
+	DefaultXactReadOnly = save_read_only;
 	SPI_connect();
 
 	/* from here on, privileges and RLS are the caller's */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	if (!OidIsValid(params->roleid) ||
-		GetUserNameFromId(params->roleid, true) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("role with OID %u does not exist", params->roleid)));
-	SetUserIdAndSecContext(params->roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	begin_callers_part(&cp, params->roleid);
 
 	/*
 	 * Lock the table before taking the transaction snapshot.  Callers that
 	 * joined this request while the lock was awaited saw only commits that
 	 * the snapshot, taken afterwards, also sees; once it is taken, the queue
-	 * lets only callers whose view is no newer join (request_queue.c).
+	 * lets only callers whose view is no newer join (request_queue.c).  If
+	 * every caller leaves while we wait, the worker is cancelled (worker.c).
 	 */
 	rel = try_relation_open(params->relid, AccessShareLock);
 	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", params->relid)));
+		tsnap_raise_no_relation(params->relid);
 	relname = pstrdup(RelationGetRelationName(rel));
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("tsnap snapshot of %s", relname));
@@ -256,10 +318,7 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 
 	result->rows_version = tsnap_read_tracking(params->relid, &tracking_id);
 	if (result->rows_version < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" is not tracked", relname),
-				 errhint("Call tsnap_track() on the table first, and commit.")));
+		tsnap_raise_not_tracked(params->relid);
 	tsnap_queue_publish_version(worker, result->rows_version);
 	tsnap_fingerprint(rel, fingerprint);
 
@@ -268,11 +327,8 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 		tsnap_lookup_snapshot(params->relid, &tracking_id, result->rows_version,
 							  fingerprint, result))
 	{
-		table_close(rel, NoLock);
-		SetUserIdAndSecContext(save_userid, save_sec);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		end_callers_part(&cp);
+		commit_scan(rel);
 		result->hit = true;
 		return;
 	}
@@ -280,6 +336,18 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	tsnap_build_key(params->relid, &tracking_id, result->rows_version,
 					fingerprint, result->key);
 	tsnap_queue_set_upload_key(worker, result->key);
+
+	portal = open_scan(rel);
+
+	/*
+	 * From here on the work is streaming rows, and goes on for later callers
+	 * even if the current ones leave.
+	 */
+	if (!tsnap_queue_begin_streaming(worker))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("canceling snapshot of table \"%s\" because every caller has left",
+						relname)));
 
 	/* the client and upload outlive the scan's transaction */
 	upload_cxt = AllocSetContextCreate(TopMemoryContext, "tsnap upload",
@@ -295,13 +363,10 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 		if (upload == NULL)
 			tsnap_s3_raise(&err, ERROR);
 		current_upload = upload;
-		result->rows = scan_into(rel, upload, params->max_bytes);
+		result->rows = scan_into(portal, rel, upload, params->max_bytes);
 
-		table_close(rel, NoLock);
-		SetUserIdAndSecContext(save_userid, save_sec);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		end_callers_part(&cp);
+		commit_scan(rel);
 
 		/*
 		 * The object appears only once finish completes it.  If this worker

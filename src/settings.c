@@ -6,12 +6,16 @@
  * This module owns the variables; other modules read them.  Contexts follow
  * impact: the endpoint and credentials are PGC_SIGHUP (one configuration for
  * the whole server, changed with a reload), and the credentials are also
- * superuser-only, kept out of postgresql.conf.sample and out of ALTER SYSTEM,
- * so that SHOW, pg_settings and current_setting() never reveal them to other
- * users.  Nothing in tsnap ever prints their values, and a log hook strips
- * them from the messages in which PostgreSQL itself would (a reload that
- * changes one).  tsnap.s3_credentials_file names a file to read them from
- * instead (credentials_file.c).
+ * superuser-only, kept out of postgresql.conf.sample and out of ALTER SYSTEM.
+ * GUC_SUPERUSER_ONLY still lets members of pg_read_all_settings (and so
+ * pg_monitor) read a value, so the credentials' values never live in their
+ * settings at all: the check hook keeps the value in the setting's "extra"
+ * (which the GUC machinery stacks, reverts and frees along with the setting)
+ * and leaves a mask as the setting's text, so SHOW, current_setting(),
+ * pg_settings (reset_val too) and SHOW ALL show "********" to everyone.  A
+ * log hook also strips the values from the messages in which PostgreSQL
+ * itself would print them.  tsnap.s3_credentials_file names a file to read
+ * them from instead (credentials_file.c).
  *
  * tsnap.max_workers sizes shared memory, so it is PGC_POSTMASTER.  The key
  * prefix and retention are PGC_SIGHUP: they must be the same for every
@@ -35,9 +39,15 @@
 char	   *tsnap_s3_endpoint = NULL;
 char	   *tsnap_s3_region = NULL;
 char	   *tsnap_s3_bucket = NULL;
+/* the credentials' real values: the "extra" of their settings */
 char	   *tsnap_s3_access_key_id = NULL;
 char	   *tsnap_s3_secret_access_key = NULL;
 char	   *tsnap_s3_session_token = NULL;
+
+/* what the settings themselves hold: "" or SECRET_MASK */
+static char *access_key_id_shown = NULL;
+static char *secret_access_key_shown = NULL;
+static char *session_token_shown = NULL;
 char	   *tsnap_s3_credentials_file = NULL;
 int			tsnap_s3_url_style = TSNAP_URL_STYLE_PATH;
 char	   *tsnap_s3_ca_file = NULL;
@@ -100,6 +110,50 @@ check_key_prefix(char **newval, void **extra, GucSource source)
 }
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_AUTO_FILE)
+#define SECRET_MASK "********"
+
+/*
+ * Keep a credential's value in *extra and put the mask (or "", for an unset
+ * one) in its place.  Both are malloc'd, as the GUC machinery, which frees
+ * them, requires.
+ */
+static bool
+check_secret(char **newval, void **extra, GucSource source)
+{
+	char	   *value = strdup(*newval);
+	char	   *shown = strdup(**newval ? SECRET_MASK : "");
+
+	if (value == NULL || shown == NULL)
+	{
+		free(value);
+		free(shown);
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	free(*newval);
+	*newval = shown;
+	*extra = value;
+	return true;
+}
+
+static void
+assign_access_key_id(const char *newval, void *extra)
+{
+	tsnap_s3_access_key_id = extra;
+}
+
+static void
+assign_secret_access_key(const char *newval, void *extra)
+{
+	tsnap_s3_secret_access_key = extra;
+}
+
+static void
+assign_session_token(const char *newval, void *extra)
+{
+	tsnap_s3_session_token = extra;
+}
 
 static const char *const secret_settings[] = {
 	"tsnap.s3_access_key_id",
@@ -165,16 +219,19 @@ tsnap_define_settings(void)
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("tsnap.s3_access_key_id",
 							   "S3 access key ID.",
-							   NULL, &tsnap_s3_access_key_id, "",
-							   PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
+							   NULL, &access_key_id_shown, "",
+							   PGC_SIGHUP, SECRET_FLAGS, check_secret,
+							   assign_access_key_id, NULL);
 	DefineCustomStringVariable("tsnap.s3_secret_access_key",
 							   "S3 secret access key.",
-							   NULL, &tsnap_s3_secret_access_key, "",
-							   PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
+							   NULL, &secret_access_key_shown, "",
+							   PGC_SIGHUP, SECRET_FLAGS, check_secret,
+							   assign_secret_access_key, NULL);
 	DefineCustomStringVariable("tsnap.s3_session_token",
 							   "S3 session token for temporary credentials; empty for none.",
-							   NULL, &tsnap_s3_session_token, "",
-							   PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
+							   NULL, &session_token_shown, "",
+							   PGC_SIGHUP, SECRET_FLAGS, check_secret,
+							   assign_session_token, NULL);
 	DefineCustomStringVariable("tsnap.s3_credentials_file",
 							   "File with the S3 credentials, in the AWS shared-credentials format; empty to use the tsnap.s3_* settings.",
 							   "tsnap reads its [default] profile on every use, so rewriting the file rotates the keys without a reload.",

@@ -11,9 +11,10 @@
  *
  * An increment commutes with every other increment, so it is always applied
  * to the latest committed version of the row, whatever the isolation level,
- * and any shard row will do: a row locked by another writer (possibly a
- * prepared transaction, which may hold it for hours) is skipped for the next
- * one, and a row another writer updated first is re-read.  A REPEATABLE
+ * and any shard row will do: a row locked by another writer is skipped for
+ * the next one, and a row another writer updated first is re-read.  (A
+ * prepared transaction, which could hold a row for as long as its owner
+ * likes, never updates a shard: bump.c gives it a row of its own.)  A REPEATABLE
  * READ writer therefore never fails with a serialization error because of a
  * shard row, and the sum stays exact, since any snapshot that sees our
  * commit also sees the earlier one we built on.
@@ -50,7 +51,7 @@
  * by another transaction in progress (or prepared) is left alone.
  */
 static TM_Result
-try_shard_add(Relation rel, Relation idx, Oid tbl, int16 shard, int64 n,
+try_shard_add(Relation rel, Relation idx, Oid tbl, int64 shard, int64 n,
 			  bool wait)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -79,7 +80,7 @@ try_shard_add(Relation rel, Relation idx, Oid tbl, int16 shard, int64 n,
 		ScanKeyInit(&key[0], Anum_shard_tbl, BTEqualStrategyNumber,
 					F_OIDEQ, ObjectIdGetDatum(tbl));
 		ScanKeyInit(&key[1], Anum_shard_shard, BTEqualStrategyNumber,
-					F_INT2EQ, Int16GetDatum(shard));
+					F_INT8EQ, Int64GetDatum(shard));
 		scan = systable_beginscan(rel, RelationGetRelid(idx), true,
 								  SnapshotSelf, 2, key);
 		oldtup = systable_getnext(scan);
@@ -104,7 +105,7 @@ try_shard_add(Relation rel, Relation idx, Oid tbl, int16 shard, int64 n,
 			bool		keynulls[2] = {false, false};
 
 			keyvals[0] = ObjectIdGetDatum(tbl);
-			keyvals[1] = Int16GetDatum(shard);
+			keyvals[1] = Int64GetDatum(shard);
 			index_insert(idx, keyvals, keynulls, &newtup->t_self, rel,
 						 UNIQUE_CHECK_YES, false, BuildIndexInfo(idx));
 		}
@@ -126,7 +127,7 @@ try_shard_add(Relation rel, Relation idx, Oid tbl, int16 shard, int64 n,
  * changing nothing, when the table has no shard rows.
  */
 bool
-tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl, int16 home_shard,
+tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl, int home_shard,
 				int64 n)
 {
 	Relation	rel = table_open(shards_relid, RowExclusiveLock);
@@ -136,7 +137,7 @@ tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl, int16 home_shard,
 
 	for (i = 0; i < TSNAP_VERSION_SHARDS; i++)
 	{
-		int16		shard = (home_shard + i) % TSNAP_VERSION_SHARDS;
+		int64		shard = (home_shard + i) % TSNAP_VERSION_SHARDS;
 
 		result = try_shard_add(rel, idx, tbl, shard, n, false);
 		if (result == TM_Ok || result == TM_Deleted)

@@ -43,14 +43,20 @@ PG_FUNCTION_INFO_V1(tsnap_snapshot);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_info);
 
 /*
- * Raise 42501 unless the current user may SELECT every column of rel, as
- * SELECT * would require.
+ * Raise 42501 unless the current user may read every column of rel, as
+ * SELECT * FROM schema.rel would require: USAGE on the schema and SELECT
+ * on the table or on every column.  A hit checks exactly what the scan
+ * would.
  */
 void
 tsnap_check_select(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
+	Oid			nspid = RelationGetNamespace(rel);
 
+	if (pg_namespace_aclcheck(nspid, GetUserId(), ACL_USAGE) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_SCHEMA,
+					   get_namespace_name(nspid));
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
 		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
 								  ACLMASK_ALL) != ACLCHECK_OK)
@@ -175,21 +181,14 @@ snapshot_of(Oid relid, TsnapSnapshotResult *result)
 
 	rel = try_relation_open(relid, AccessShareLock);
 	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
+		tsnap_raise_no_relation(relid);
 	check_snapshottable(rel);
 	tsnap_check_select(rel);
 	tsnap_check_rls(rel);
 
 	version = tsnap_read_tracking(relid, &tracking_id);
 	if (version < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" is not tracked", RelationGetRelationName(rel)),
-				 errhint("Call tsnap_track('%s') first.",
-						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-													RelationGetRelationName(rel)))));
+		tsnap_raise_not_tracked(relid);
 	check_worker_can_see(rel);
 	tsnap_fingerprint(rel, fingerprint);
 

@@ -79,8 +79,12 @@ extern void tsnap_csv_header(TsnapCsvEncoder *enc, StringInfo out);
 extern void tsnap_csv_row(TsnapCsvEncoder *enc, const Datum *values,
 						  const bool *nulls, StringInfo out);
 
-/* snapshot_key.c */
+/* output_settings.c */
 extern const char *const tsnap_output_settings[][2];
+extern void tsnap_pin_output_settings(void);
+extern void tsnap_check_output_settings(const char *relname);
+
+/* snapshot_key.c */
 extern void tsnap_fingerprint(Relation rel, char *out);
 extern void tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id,
 							int64 version, const char *fingerprint, char *out);
@@ -103,11 +107,12 @@ extern void tsnap_sweep_abandoned_uploads(void);
 
 /* request_queue.c */
 extern void tsnap_queue_request_shmem(void);
-extern void tsnap_queue_init_shmem(void);
 extern bool tsnap_queue_available(void);
 extern void tsnap_queue_run(const TsnapRequestParams *params,
 							TsnapSnapshotResult *result);
 extern bool tsnap_queue_take(int worker, TsnapRequestParams *params);
+extern bool tsnap_queue_abandoned(int worker);
+extern bool tsnap_queue_begin_streaming(int worker);
 extern void tsnap_queue_publish_version(int worker, int64 version);
 extern void tsnap_queue_set_upload_key(int worker, const char *key);
 extern bool tsnap_queue_key_in_progress(const char *key);

@@ -282,7 +282,8 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	 */
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = UUIDPGetDatum(tracking_id);
-	exec_write("SELECT 1 FROM tsnap.tracked_tables WHERE tbl = $1 AND tracking_id = $2",
+	exec_write("SELECT 1 FROM tsnap.tracked_tables WHERE tbl OPERATOR(pg_catalog.=) $1 "
+			   "AND tracking_id OPERATOR(pg_catalog.=) $2",
 			   2, argtypes + 1, values);
 	if (SPI_processed == 0)
 	{
@@ -300,7 +301,7 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	if (stale_key && stale_key[0])
 	{
 		keyval[0] = CStringGetTextDatum(stale_key);
-		exec_write("WITH r AS (DELETE FROM tsnap.snapshots WHERE key = $1 RETURNING key) "
+		exec_write("WITH r AS (DELETE FROM tsnap.snapshots WHERE key OPERATOR(pg_catalog.=) $1 RETURNING key) "
 				   "INSERT INTO tsnap.pending_deletes (key) SELECT key FROM r "
 				   "ON CONFLICT DO NOTHING", 1, keyarg, keyval);
 	}
@@ -325,7 +326,7 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	{
 		fill_result(result);
 		/* recorded: no longer a candidate for deletion */
-		exec_write("DELETE FROM tsnap.pending_deletes WHERE key = $1",
+		exec_write("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
 				   1, keyarg, keyval);
 	}
 	else
@@ -334,7 +335,8 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 		exec_write("INSERT INTO tsnap.pending_deletes (key) VALUES ($1) "
 				   "ON CONFLICT DO NOTHING", 1, keyarg, keyval);
 		exec_write("SELECT " RESULT_COLUMNS " FROM tsnap.snapshots "
-				   "WHERE tbl = $2 AND rows_version = $4 AND fingerprint = $5",
+				   "WHERE tbl OPERATOR(pg_catalog.=) $2 AND rows_version OPERATOR(pg_catalog.=) $4 "
+				   "AND fingerprint OPERATOR(pg_catalog.=) $5",
 				   5, argtypes, values);
 		if (SPI_processed != 1)
 			elog(ERROR, "conflicting snapshot of relation %u vanished", relid);
@@ -343,10 +345,10 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 
 	retval[0] = ObjectIdGetDatum(relid);
 	retval[1] = Int32GetDatum(tsnap_keep_versions);
-	exec_write("WITH old AS (SELECT key FROM tsnap.snapshots WHERE tbl = $1 "
+	exec_write("WITH old AS (SELECT key FROM tsnap.snapshots WHERE tbl OPERATOR(pg_catalog.=) $1 "
 			   "             ORDER BY rows_version DESC, created_at DESC OFFSET $2), "
 			   "r AS (DELETE FROM tsnap.snapshots s USING old "
-			   "      WHERE s.key = old.key RETURNING s.key, s.rows_version) "
+			   "      WHERE s.key OPERATOR(pg_catalog.=) old.key RETURNING s.key, s.rows_version) "
 			   "INSERT INTO tsnap.pending_deletes (key) "
 			   "SELECT key FROM r ORDER BY rows_version "
 			   "ON CONFLICT DO NOTHING", 2, retarg, retval);

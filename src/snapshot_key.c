@@ -50,23 +50,6 @@
 #include "snapshot.h"
 #include "settings.h"
 
-/*
- * Settings the worker pins before it encodes a row, so that a key's bytes do
- * not depend on the session, role or database defaults of whoever asked.
- * They are part of the fingerprint; changing them here changes every key.
- * Byte-identity with COPY holds for a COPY run under these same settings.
- */
-const char *const tsnap_output_settings[][2] = {
-	{"DateStyle", "ISO, MDY"},
-	{"IntervalStyle", "postgres"},
-	{"TimeZone", "UTC"},
-	{"extra_float_digits", "1"},
-	{"bytea_output", "hex"},
-	{"lc_monetary", "C"},
-	{"search_path", "pg_catalog"},
-	{NULL, NULL}
-};
-
 /* COPY's options, as the fingerprint records them */
 #define TSNAP_CSV_FORMAT	"csv;header;delimiter=,;quote=\";escape=\";null="
 

@@ -78,9 +78,7 @@ open_owned_relation(Oid relid)
 	Relation	rel = try_relation_open(relid, ShareRowExclusiveLock);
 
 	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
+		tsnap_raise_no_relation(relid);
 
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER,
@@ -204,7 +202,8 @@ ensure_trigger(Oid relid, Oid tracked_relid, bool row, bool from_user_ddl,
 						trigname, get_rel_name(relid)),
 				 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
 						   get_rel_name(tracked_relid)),
-				 errhint("Call tsnap_untrack() first.")));
+				 errhint("Call tsnap_untrack(%s) first.",
+						 tsnap_relation_literal(tracked_relid))));
 	if (sql.len > 0 && SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create trigger \"%s\" on \"%s\"", trigname, name);
 
@@ -296,10 +295,10 @@ tie_trigger_to_extension(Oid trigoid)
 	values[1] = ObjectIdGetDatum(extoid);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_depend "
-							  "WHERE classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass "
-							  "AND objid = $1 "
-							  "AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass "
-							  "AND refobjid = $2",
+							  "WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass "
+							  "AND objid OPERATOR(pg_catalog.=) $1 "
+							  "AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass "
+							  "AND refobjid OPERATOR(pg_catalog.=) $2",
 							  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_depend");
 	if (SPI_processed == 0)
@@ -356,9 +355,9 @@ tsnap_track(PG_FUNCTION_ARGS)
 	}
 
 	exec_catalog("INSERT INTO tsnap.tracked_tables (tbl) VALUES ($1)", relid);
-	exec_catalog("INSERT INTO tsnap.version_shards (tbl, shard, bumps) "
-				 "SELECT $1, g, 0 FROM pg_catalog.generate_series(0, "
-				 CppAsString2(TSNAP_VERSION_SHARDS) " - 1) g", relid);
+	exec_catalog(psprintf("INSERT INTO tsnap.version_shards (tbl, shard, bumps) "
+						  "SELECT $1, g, 0 FROM pg_catalog.generate_series(0, %d) g",
+						  TSNAP_VERSION_SHARDS - 1), relid);
 	ensure_triggers(relid, false, true);
 	tsnap_targets_invalidate_family(relid);
 
@@ -432,10 +431,10 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 
-	exec_catalog("DELETE FROM tsnap.version_shards WHERE tbl = $1", relid);
-	exec_catalog("DELETE FROM tsnap.tracked_tables WHERE tbl = $1", relid);
+	exec_catalog("DELETE FROM tsnap.version_shards WHERE tbl OPERATOR(pg_catalog.=) $1", relid);
+	exec_catalog("DELETE FROM tsnap.tracked_tables WHERE tbl OPERATOR(pg_catalog.=) $1", relid);
 	/* a later tsnap_track gets a new tracking_id, so these are never hits */
-	exec_catalog("WITH r AS (DELETE FROM tsnap.snapshots WHERE tbl = $1 RETURNING key) "
+	exec_catalog("WITH r AS (DELETE FROM tsnap.snapshots WHERE tbl OPERATOR(pg_catalog.=) $1 RETURNING key) "
 				 "INSERT INTO tsnap.pending_deletes (key) SELECT key FROM r "
 				 "ON CONFLICT DO NOTHING", relid);
 	CommandCounterIncrement();
@@ -511,31 +510,47 @@ ddl_effect(Node *parsetree)
 }
 
 /*
- * The relations whose triggers an ALTER TABLE that detached something may
- * have made unneeded: the altered table's family as it is now, and the
- * detached partition's (DETACH PARTITION names it; NO INHERIT detaches the
- * altered table itself).
+ * The partitions that an ALTER TABLE detached, by the names its command
+ * gave.  Called before search_path is pinned, so that an unqualified name
+ * resolves as it did for the command itself.
  */
 static List *
-detached_relations(Node *parsetree, Oid altered)
+detached_partitions(Node *parsetree)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	if (!IsA(parsetree, AlterTableStmt))
+		return NIL;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		Oid			relid;
+
+		if (cmd->subtype != AT_DetachPartition &&
+			cmd->subtype != AT_DetachPartitionFinalize)
+			continue;
+		relid = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
+		if (OidIsValid(relid))
+			result = lappend_oid(result, relid);
+	}
+	return result;
+}
+
+/*
+ * The relations whose triggers an ALTER TABLE that detached something may
+ * have made unneeded: the altered table's family as it is now, and the
+ * detached partitions' (NO INHERIT detaches the altered table itself, which
+ * is in the first).
+ */
+static List *
+detached_relations(Oid altered, List *partitions)
 {
 	List	   *result = tsnap_relatives(altered);
 	ListCell   *lc;
 
-	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
-	{
-		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
-		Oid			relid = InvalidOid;
-
-		if (cmd->subtype == AT_DetachPartition ||
-			cmd->subtype == AT_DetachPartitionFinalize)
-			relid = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
-									 NoLock, true);
-		else if (cmd->subtype == AT_DropInherit)
-			relid = altered;
-		if (OidIsValid(relid))
-			result = list_concat_unique_oid(result, tsnap_relatives(relid));
-	}
+	foreach(lc, partitions)
+		result = list_concat_unique_oid(result, tsnap_relatives(lfirst_oid(lc)));
 	return result;
 }
 
@@ -552,6 +567,8 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 	TsnapCatalogUser saved;
 	List	   *relids = NIL;
 	List	   *trigoids = NIL;
+	List	   *partitions;
+	Node	   *parsetree;
 	ListCell   *lc;
 	uint64		row;
 	MemoryContext callercxt = CurrentMemoryContext;
@@ -560,6 +577,8 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("tsnap.on_ddl_command_end() was not called by the event trigger manager")));
+	parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
+	partitions = ensuring ? NIL : detached_partitions(parsetree);
 
 	if (!tsnap_catalog_enter(&saved))
 		PG_RETURN_VOID();
@@ -569,9 +588,9 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	if (SPI_execute("SELECT classid, objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
-					"WHERE objsubid = 0 AND classid IN "
-					"('pg_catalog.pg_class'::pg_catalog.regclass, "
-					" 'pg_catalog.pg_trigger'::pg_catalog.regclass)",
+					"WHERE objsubid OPERATOR(pg_catalog.=) 0 AND "
+					"(classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					" OR classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass)",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_event_trigger_ddl_commands()");
 	for (row = 0; row < SPI_processed; row++)
@@ -597,12 +616,11 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 	/* our own CREATE TRIGGER and ALTER TABLE need no further checks */
 	if (!ensuring && relids != NIL)
 	{
-		Node	   *parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
 		DdlEffect	effect = ddl_effect(parsetree);
 
 		if (effect == DDL_DETACHES)
-			drop_unneeded_triggers(detached_relations(parsetree,
-													  linitial_oid(relids)));
+			drop_unneeded_triggers(detached_relations(linitial_oid(relids),
+													  partitions));
 		else if (effect != DDL_OTHER)
 		{
 			foreach(lc, relids)
@@ -648,22 +666,23 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (SPI_execute("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects()), "
 					"gone AS (SELECT objid FROM d "
-					"         WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-					"         AND objsubid = 0), "
+					"         WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					"         AND objsubid OPERATOR(pg_catalog.=) 0), "
 					"s AS (DELETE FROM tsnap.version_shards "
-					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone)), "
+					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone))), "
 					"t AS (DELETE FROM tsnap.tracked_tables "
-					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone)), "
+					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone))), "
 					"r AS (DELETE FROM tsnap.snapshots "
-					"      WHERE tbl::pg_catalog.oid IN (SELECT objid FROM gone) "
+					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone)) "
 					"      RETURNING key), "
 					"q AS (INSERT INTO tsnap.pending_deletes (key) "
 					"      SELECT key FROM r ON CONFLICT DO NOTHING) "
 					"SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
-					"       || '.' || pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
-					"FROM d WHERE object_type = 'trigger' "
-					"AND address_names[3] IN ('" TSNAP_TRIGGER_NAME "', '"
-					TSNAP_ROW_TRIGGER_NAME "')",
+					"       OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
+					"       pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
+					"FROM d WHERE object_type OPERATOR(pg_catalog.=) 'trigger' "
+					"AND address_names[3] OPERATOR(pg_catalog.=) ANY (ARRAY['" TSNAP_TRIGGER_NAME "', '"
+					TSNAP_ROW_TRIGGER_NAME "'])",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
 	for (row = 0; row < SPI_processed; row++)
@@ -695,7 +714,8 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 								get_rel_name(relid)),
 						 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
 								   get_rel_name(linitial_oid(tracked))),
-						 errhint("Call tsnap_untrack() first.")));
+						 errhint("Call tsnap_untrack(%s) first.",
+								 tsnap_relation_literal(linitial_oid(tracked)))));
 		}
 	}
 

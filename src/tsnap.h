@@ -43,6 +43,7 @@ typedef struct TsnapCatalogUser
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 } TsnapCatalogUser;
 
 extern Oid	tsnap_catalog_relid(const char *relname);
@@ -52,6 +53,12 @@ extern void tsnap_catalog_leave(TsnapCatalogUser *saved);
 extern bool tsnap_is_tracked(Oid relid);
 extern List *tsnap_tracked_among(List *relids);
 extern bool tsnap_push_snapshot_if_none(void);
+extern int	tsnap_pin_search_path(void);
+
+/* errors.c */
+extern char *tsnap_relation_literal(Oid relid);
+extern void tsnap_raise_no_relation(Oid relid) pg_attribute_noreturn();
+extern void tsnap_raise_not_tracked(Oid relid) pg_attribute_noreturn();
 
 /* targets.c */
 extern void tsnap_targets_init(void);
@@ -60,7 +67,7 @@ extern void tsnap_targets_invalidate_family(Oid relid);
 
 /* shards.c */
 extern bool tsnap_shard_add(Oid shards_relid, Oid pkey_relid, Oid tbl,
-							int16 shard, int64 n);
+							int home_shard, int64 n);
 
 /* inheritance.c */
 extern List *tsnap_relatives(Oid relid);

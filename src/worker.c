@@ -9,13 +9,22 @@
  * caller's role for the scan itself (scan.c); PostgreSQL 15 cannot start a
  * worker as a NOLOGIN role, and the caller's current user may be one.
  *
- * Per request: build the snapshot, answer the caller, then do housekeeping
- * (deletes that retention queued).  A failed request does not kill the
- * worker: the error is copied for the caller, the transaction aborted, and
- * the worker moves on.  FATAL errors (terminate, shutdown) are not caught;
- * the exit callback fails the request in hand, and any multipart upload left
- * open is aborted by scan.c's cleanup or, after a crash, by the next
- * worker's sweep (retention.c).
+ * A worker serves one request, then does housekeeping (deletes that
+ * retention queued) and exits.  Planning the scan can run the table owner's
+ * code in the worker; scan.c confines it to a security-restricted GUC nest
+ * level, and a fresh process for every request makes sure that no state it
+ * could leave in a session (extension state, caches) meets another
+ * request.  A failed request is copied for the caller and its transaction
+ * aborted.  FATAL errors (terminate, shutdown) are not caught; the exit
+ * callback fails the request in hand, and any multipart upload left open is
+ * aborted by scan.c's cleanup or, after a crash, by the next worker's sweep
+ * (retention.c).
+ *
+ * A request whose callers have all left while it still prepares (waits for
+ * a lock, plans) is cancelled: a timeout checks every ABANDON_CHECK_MS and
+ * raises a query cancel, and if the request's own code holds out against
+ * that (a PL/pgSQL handler for query_canceled), terminates the worker
+ * ABANDON_DIE_MS later.  So no role can hold a worker by making it wait.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,14 +36,45 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
 
 #include "settings.h"
 #include "snapshot.h"
 
+#define ABANDON_CHECK_MS	100
+#define ABANDON_DIE_MS		2000
+
 static int	my_worker = -1;
+static TimeoutId abandon_timeout;
+static volatile TimestampTz abandoned_at = 0;
+
+/*
+ * Timeout handler (signal context): cancel a request nobody waits for any
+ * more, and terminate the worker if that did not end it.
+ */
+static void
+check_abandoned(void)
+{
+	TimestampTz now;
+
+	if (!tsnap_queue_abandoned(my_worker))
+		return;
+	now = GetCurrentTimestamp();
+	if (abandoned_at == 0)
+	{
+		abandoned_at = now;
+		QueryCancelPending = true;
+	}
+	else if (TimestampDifferenceExceeds(abandoned_at, now, ABANDON_DIE_MS))
+		ProcDiePending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
 
 static void
 worker_exit(int code, Datum arg)
@@ -80,20 +120,6 @@ tsnap_worker_launch(int worker)
 }
 
 /*
- * Pin the settings that shape type output (snapshot_key.c lists them and
- * puts them in every fingerprint).
- */
-static void
-pin_output_settings(void)
-{
-	int			i;
-
-	for (i = 0; tsnap_output_settings[i][0]; i++)
-		SetConfigOption(tsnap_output_settings[i][0], tsnap_output_settings[i][1],
-						PGC_SUSET, PGC_S_OVERRIDE);
-}
-
-/*
  * Copy the error being handled into *error, in the caller's terms.
  */
 static void
@@ -124,11 +150,17 @@ run_request(const TsnapRequestParams *params)
 	memset(&result, 0, sizeof(result));
 	PG_TRY();
 	{
+		enable_timeout_every(abandon_timeout,
+							 TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 ABANDON_CHECK_MS),
+							 ABANDON_CHECK_MS);
 		tsnap_build_snapshot(my_worker, params, &result);
+		disable_timeout(abandon_timeout, false);
 	}
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
+		disable_timeout(abandon_timeout, false);
 		MemoryContextSwitchTo(cxt);
 		EmitErrorReport();
 		capture_error(&error);
@@ -173,7 +205,6 @@ tsnap_worker_main(Datum arg)
 	TsnapRequestParams params;
 	MemoryContext cxt;
 	Oid			dboid;
-	bool		swept = false;
 
 	my_worker = DatumGetInt32(arg);
 
@@ -188,32 +219,19 @@ tsnap_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	before_shmem_exit(abort_upload_at_exit, (Datum) 0);
 	pgstat_report_appname("tsnap worker");
-	pin_output_settings();
+	abandon_timeout = RegisterTimeout(USER_TIMEOUT, check_abandoned);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "tsnap worker",
 								ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
 
-	while (tsnap_queue_take(my_worker, &params))
+	if (tsnap_queue_take(my_worker, &params))
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			pin_output_settings();
-		}
-
 		run_request(&params);
 		pgstat_report_activity(STATE_IDLE, NULL);
-
-		if (!swept)
-		{
-			housekeeping(tsnap_sweep_abandoned_uploads);
-			swept = true;
-		}
+		housekeeping(tsnap_sweep_abandoned_uploads);
 		housekeeping(tsnap_delete_pending);
-		MemoryContextReset(cxt);
 	}
 
 	proc_exit(0);

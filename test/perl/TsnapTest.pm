@@ -23,7 +23,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(tsnap_node s3_get s3_exists s3_open_uploads s3_list aws_s3api
   psql_sqlstate poll_until tsnap_reload start_faultproxy stop_faultproxy
-  tsnap_sysid s3_delete_prefix);
+  tsnap_sysid s3_delete_prefix start_psql finish_psql);
 
 # tsnap_node(NAME, conf => EXTRA_CONF, endpoint => URL)
 sub tsnap_node
@@ -201,6 +201,35 @@ sub tsnap_sysid
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
 		'SELECT system_identifier FROM pg_control_system()');
+}
+
+# start_psql(NODE, SQL...) or start_psql(NODE, {db => DB, user => ROLE}, SQL...)
+#
+# Start "psql -c SQL -c SQL..." in the background; returns the harness and
+# refs to its output, for finish_psql.
+sub start_psql
+{
+	my ($node, @sql) = @_;
+	my $opts = ref $sql[0] eq 'HASH' ? shift @sql : {};
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
+		  '-d', $node->connstr($opts->{db} // 'postgres'),
+		  (defined $opts->{user} ? ('-U', $opts->{user}) : ()),
+		  map { ('-c', $_) } @sql ],
+		'<', \undef, '>', \$out, '2>', \$err);
+	return { h => $h, out => \$out, err => \$err, started => Time::HiRes::time() };
+}
+
+# Wait for a background psql; returns (exit code, stdout, stderr, SQLSTATE).
+sub finish_psql
+{
+	my ($bg) = @_;
+	$bg->{h}->finish;
+	my $rc = $? >> 8;
+	my $err = ${ $bg->{err} };
+	my $state = $err =~ /(?:ERROR|FATAL):\s+([0-9A-Z]{5}):/ ? $1 : '';
+	return ($rc, ${ $bg->{out} }, $err, $state);
 }
 
 my @faultproxies;

@@ -40,30 +40,6 @@ sub make_table
 	return;
 }
 
-# Start "psql -c SQL -c SQL..." in the background; returns the harness and refs to
-# its output, for finish_psql.
-sub start_psql
-{
-	my ($node, @sql) = @_;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
-		  '-d', $node->connstr('postgres'), map { ('-c', $_) } @sql ],
-		'<', \undef, '>', \$out, '2>', \$err);
-	return { h => $h, out => \$out, err => \$err, started => time() };
-}
-
-# Wait for a background psql; returns (exit code, stdout, stderr, SQLSTATE).
-sub finish_psql
-{
-	my ($bg) = @_;
-	$bg->{h}->finish;
-	my $rc = $? >> 8;
-	my $err = ${ $bg->{err} };
-	my $state = $err =~ /(?:ERROR|FATAL):\s+([0-9A-Z]{5}):/ ? $1 : '';
-	return ($rc, ${ $bg->{out} }, $err, $state);
-}
-
 sub worker_pids
 {
 	my ($node) = @_;
