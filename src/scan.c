@@ -340,6 +340,24 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	portal = open_scan(rel);
 
 	/*
+	 * Planning locked every partition; if one was attached or detached (or
+	 * rewritten) since the fingerprint was taken, the key would not describe
+	 * the rows, so give up rather than guess.
+	 */
+	{
+		char		planned[TSNAP_FINGERPRINT_LEN + 1];
+
+		tsnap_fingerprint(rel, planned);
+		if (strcmp(planned, fingerprint) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("table \"%s\" changed while its snapshot was prepared",
+							relname),
+					 errdetail("A partition was attached, detached or rewritten concurrently."),
+					 errhint("Call tsnap_snapshot again.")));
+	}
+
+	/*
 	 * From here on the work is streaming rows, and goes on for later callers
 	 * even if the current ones leave.
 	 */

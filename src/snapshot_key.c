@@ -12,10 +12,15 @@
  *	 pg_restore into a new cluster.
  * - The tracking_id is new for every tsnap_track, so DROP and CREATE of a
  *	 table with the same name (or untrack and track) never reuses a name.
- * - The fingerprint is a hash of the column names and types (with the labels
- *	 of enums and the attributes of composites they use) and of the CSV format
- *	 and output settings, so any schema or format change gives a new key even
- *	 at the same version.
+ * - The fingerprint is a hash of the column names, attribute numbers and
+ *	 types (with the labels of enums and the attributes of composites they
+ *	 use), of the CSV format and output settings, and of the table's storage:
+ *	 the file node and partition bound of the table and of every partition or
+ *	 inheritance child.  So any schema or format change gives a new key even
+ *	 at the same version, and so do the changes of content that no trigger
+ *	 sees: ATTACH, DETACH or DROP of a partition, INHERIT and NO INHERIT, a
+ *	 rewrite (ALTER COLUMN ... TYPE ... USING), a column dropped and added
+ *	 again, CLUSTER and VACUUM FULL (which change COPY's row order).
  * - The nonce is 64 random bits per upload.  A cluster recovered to an
  *	 earlier point in time, or a promoted standby, can reach the same version
  *	 again with different rows; the nonce keeps their keys apart.
@@ -30,7 +35,9 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/cryptohash.h"
@@ -55,16 +62,17 @@
 
 /*
  * Fingerprints by relation OID, for the hit path.  Any relcache invalidation
- * of a relation (every ALTER TABLE sends one) drops its entry; a type's
- * change (pg_type, pg_enum) drops them all.  A fingerprint that read a
- * composite type's attributes also goes when any other relation is
- * invalidated, since ALTER TYPE ... DROP ATTRIBUTE invalidates only the
- * composite's own pg_class entry.
+ * of a relation (every ALTER TABLE, CLUSTER and VACUUM FULL sends one) drops
+ * its entry; a type's change (pg_type, pg_enum) drops them all.  A
+ * fingerprint that read other relations (a composite type's attributes, a
+ * partition's storage) also goes when any other relation is invalidated,
+ * since ALTER TYPE ... DROP ATTRIBUTE invalidates only the composite's own
+ * pg_class entry, and VACUUM FULL of a partition only the partition's.
  */
 typedef struct FingerprintEntry
 {
 	Oid			relid;
-	bool		has_composite;
+	bool		reads_others;
 	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
 } FingerprintEntry;
 
@@ -89,11 +97,11 @@ fingerprint_inval(Datum arg, Oid relid)
 		return;
 	hash_seq_init(&status, fingerprints);
 	while ((e = hash_seq_search(&status)) != NULL)
-		if (!OidIsValid(relid) || e->relid == relid || e->has_composite)
+		if (!OidIsValid(relid) || e->relid == relid || e->reads_others)
 			hash_search(fingerprints, &e->relid, HASH_REMOVE, NULL);
 }
 
-static void compute_fingerprint(Relation rel, char *out, bool *has_composite);
+static void compute_fingerprint(Relation rel, char *out, bool *reads_others);
 
 /* an enum label renamed or a type altered: any cached fingerprint may be stale */
 static void
@@ -126,8 +134,8 @@ append_enum_labels(StringInfo buf, Oid typid)
 	list_free(labels);
 }
 
-static void append_column(StringInfo buf, const char *name, Oid typid,
-						  int32 typmod, bool *has_composite);
+static void append_column(StringInfo buf, Form_pg_attribute att,
+						  bool *reads_others);
 
 /*
  * What else decides how a value of typid prints.  ALTER TYPE ... RENAME
@@ -137,7 +145,7 @@ static void append_column(StringInfo buf, const char *name, Oid typid,
  * arrays, ranges and multiranges are followed to the type they hold.
  */
 static void
-append_type_detail(StringInfo buf, Oid typid, bool *has_composite)
+append_type_detail(StringInfo buf, Oid typid, bool *reads_others)
 {
 	check_stack_depth();
 	for (;;)
@@ -159,15 +167,14 @@ append_type_detail(StringInfo buf, Oid typid, bool *has_composite)
 		TupleDesc	tupdesc = lookup_rowtype_tupdesc(typid, -1);
 		int			i;
 
-		*has_composite = true;
+		*reads_others = true;
 		appendStringInfoString(buf, " (");
 		for (i = 0; i < tupdesc->natts; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 
 			if (!att->attisdropped)
-				append_column(buf, NameStr(att->attname), att->atttypid,
-							  att->atttypmod, has_composite);
+				append_column(buf, att, reads_others);
 		}
 		appendStringInfoChar(buf, ')');
 		ReleaseTupleDesc(tupdesc);
@@ -177,28 +184,72 @@ append_type_detail(StringInfo buf, Oid typid, bool *has_composite)
 /*
  * One column (or composite attribute): raw names with their lengths, not
  * quote_identifier or format_type, which depend on quote_all_identifiers
- * and search_path, so the caller and the worker would disagree.
+ * and search_path, so the caller and the worker would disagree.  The
+ * attribute number tells a column dropped and added again (whose existing
+ * rows may have changed) from the one before.
  */
 static void
-append_column(StringInfo buf, const char *name, Oid typid, int32 typmod,
-			  bool *has_composite)
+append_column(StringInfo buf, Form_pg_attribute att, bool *reads_others)
 {
+	const char *name = NameStr(att->attname);
 	HeapTuple	typtup;
 	Form_pg_type typ;
 	char	   *nspname;
 
-	typtup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	typtup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(att->atttypid));
 	if (!HeapTupleIsValid(typtup))
-		elog(ERROR, "cache lookup failed for type %u", typid);
+		elog(ERROR, "cache lookup failed for type %u", att->atttypid);
 	typ = (Form_pg_type) GETSTRUCT(typtup);
 	nspname = get_namespace_name(typ->typnamespace);
-	appendStringInfo(buf, "%zu:%s %zu:%s.%zu:%s %d",
-					 strlen(name), name,
+	appendStringInfo(buf, "%zu:%s #%d %zu:%s.%zu:%s %d",
+					 strlen(name), name, att->attnum,
 					 strlen(nspname), nspname,
 					 strlen(NameStr(typ->typname)), NameStr(typ->typname),
-					 typmod);
+					 att->atttypmod);
 	ReleaseSysCache(typtup);
-	append_type_detail(buf, typid, has_composite);
+	append_type_detail(buf, att->atttypid, reads_others);
+}
+
+/*
+ * The storage behind SELECT * FROM rel: the file node (and partition bound)
+ * of rel and of each partition or inheritance child, in OID order.  A new
+ * file node means a rewrite or a new row order; a new member, a new set of
+ * rows; either can happen without a write that fires tsnap's triggers.  A
+ * foreign table among them could change with no trigger at all, so such a
+ * table cannot be kept exact and is refused (0A000).
+ */
+static void
+append_storage(StringInfo buf, Relation rel, bool *reads_others)
+{
+	List	   *members = find_all_inheritors(RelationGetRelid(rel), NoLock, NULL);
+	ListCell   *lc;
+
+	if (list_length(members) > 1)
+		*reads_others = true;
+	list_sort(members, list_oid_cmp);
+	foreach(lc, members)
+	{
+		Oid			relid = lfirst_oid(lc);
+		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		Form_pg_class form;
+		Datum		bound;
+		bool		isnull;
+
+		if (!HeapTupleIsValid(tuple))
+			continue;			/* dropped concurrently */
+		form = (Form_pg_class) GETSTRUCT(tuple);
+		if (form->relkind == RELKIND_FOREIGN_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot snapshot table \"%s\" because \"%s\" is a foreign table",
+							RelationGetRelationName(rel), NameStr(form->relname)),
+					 errdetail("Writes to a foreign table fire no trigger in this database, so tsnap cannot tell when its rows change.")));
+		bound = SysCacheGetAttr(RELOID, tuple, Anum_pg_class_relpartbound,
+								&isnull);
+		appendStringInfo(buf, "storage %u %u %s\n", relid, form->relfilenode,
+						 isnull ? "" : TextDatumGetCString(bound));
+		ReleaseSysCache(tuple);
+	}
 }
 
 /*
@@ -228,18 +279,18 @@ tsnap_fingerprint(Relation rel, char *out)
 	if (e == NULL)
 	{
 		char		fp[TSNAP_FINGERPRINT_LEN + 1];
-		bool		has_composite = false;
+		bool		reads_others = false;
 
-		compute_fingerprint(rel, fp, &has_composite);
+		compute_fingerprint(rel, fp, &reads_others);
 		e = hash_search(fingerprints, &relid, HASH_ENTER, &found);
-		e->has_composite = has_composite;
+		e->reads_others = reads_others;
 		memcpy(e->fingerprint, fp, sizeof(fp));
 	}
 	memcpy(out, e->fingerprint, TSNAP_FINGERPRINT_LEN + 1);
 }
 
 static void
-compute_fingerprint(Relation rel, char *out, bool *has_composite)
+compute_fingerprint(Relation rel, char *out, bool *reads_others)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	StringInfoData buf;
@@ -259,10 +310,10 @@ compute_fingerprint(Relation rel, char *out, bool *has_composite)
 
 		if (att->attisdropped)
 			continue;
-		append_column(&buf, NameStr(att->attname), att->atttypid,
-					  att->atttypmod, has_composite);
+		append_column(&buf, att, reads_others);
 		appendStringInfoChar(&buf, '\n');
 	}
+	append_storage(&buf, rel, reads_others);
 
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (ctx == NULL ||

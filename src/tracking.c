@@ -257,9 +257,13 @@ ensure_triggers(Oid tracked_relid, bool from_user_ddl, bool create_missing)
 }
 
 /*
- * Record that a tracking trigger goes when the extension goes.  Triggers on
- * user tables cannot be extension members (pg_dump would skip them), so an
- * automatic dependency does it: DROP EXTENSION drops them without CASCADE.
+ * For a trigger a DDL command created or altered: if it is one of tsnap's
+ * (by its function), make sure it keeps its name, which the drop guard in
+ * tsnap_on_sql_drop goes by (a renamed trigger could otherwise be dropped
+ * and tracking would stop silently), and record that it goes when the
+ * extension goes.  Triggers on user tables cannot be extension members
+ * (pg_dump would skip them), so an automatic dependency does it: DROP
+ * EXTENSION drops them without CASCADE.
  */
 static void
 tie_trigger_to_extension(Oid trigoid)
@@ -269,6 +273,8 @@ tie_trigger_to_extension(Oid trigoid)
 	ScanKeyData key;
 	HeapTuple	tuple;
 	bool		ours = false;
+	bool		renamed = false;
+	Oid			tgrelid = InvalidOid;
 	Oid			extoid = get_extension_oid("tsnap", true);
 	ObjectAddress trigaddr;
 	ObjectAddress extaddr;
@@ -284,12 +290,33 @@ tie_trigger_to_extension(Oid trigoid)
 	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
-		ours = ((Form_pg_trigger) GETSTRUCT(tuple))->tgfoid ==
-			tsnap_trigger_function_oid();
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tuple);
+
+		ours = trig->tgfoid == tsnap_trigger_function_oid();
+		renamed = strcmp(NameStr(trig->tgname),
+						 TRIGGER_FOR_ROW(trig->tgtype) ?
+						 TSNAP_ROW_TRIGGER_NAME : TSNAP_TRIGGER_NAME) != 0;
+		tgrelid = trig->tgrelid;
+	}
 	systable_endscan(scan);
 	table_close(tgrel, AccessShareLock);
 	if (!ours)
 		return;
+	if (renamed)
+	{
+		List	   *tracked = tsnap_tracked_among(tsnap_relatives(tgrelid));
+
+		if (tracked != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot rename tsnap's trigger on table \"%s\"",
+							get_rel_name(tgrelid)),
+					 errdetail("Table \"%s\" is tracked by tsnap, which keeps its triggers under their own names.",
+							   get_rel_name(linitial_oid(tracked))),
+					 errhint("Call tsnap_untrack(%s) first.",
+							 tsnap_relation_literal(linitial_oid(tracked)))));
+	}
 
 	values[0] = ObjectIdGetDatum(trigoid);
 	values[1] = ObjectIdGetDatum(extoid);
