@@ -17,12 +17,24 @@
  * version at least as new as the caller's; otherwise the answer could be
  * older than the caller's own view.
  *
- * Workers: at most tsnap.max_workers run at once, each bound to a database.
- * A worker takes QUEUED requests of its database, oldest first, and exits
- * when there are none; taking the last request and retiring happen under the
- * lock, so a request is never left without a worker once one was launched.
- * Waiting callers re-check every second and launch a worker when one is
+ * A caller that finds a RUNNING request for its table whose worker is taking
+ * its snapshot right now waits until the version is published and then
+ * decides, so that it never starts a second upload of the same version.
+ *
+ * Workers: at most tsnap.max_workers run at once, each bound to a database
+ * and serving one request.  A worker takes the oldest QUEUED request of its
+ * database, and a free place in the pool goes to the database of the oldest
+ * QUEUED request that has no worker yet, so requests are served in arrival
+ * order across the cluster.  Waiting callers re-check every second (and
+ * whenever a worker finishes or exits) and launch a worker when one is
  * needed and the pool has room.
+ *
+ * Deadlocks: a caller waits on a condition variable, which PostgreSQL's
+ * deadlock detector cannot see, while holding its locks on the table.  If
+ * the worker then waits, directly or through other sessions, for a lock
+ * the caller holds, neither would ever move; so after deadlock_timeout the
+ * caller follows pg_blocking_pids from its worker and raises 40P01 if it
+ * finds itself.
  *
  * Slot lifetime: a slot is freed by whoever is last among its waiters and its
  * worker.  A caller that leaves (cancel, statement_timeout) drops a request
@@ -40,12 +52,18 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 
 #include "settings.h"
 #include "snapshot.h"
@@ -169,10 +187,13 @@ tsnap_queue_available(void)
  * Under the lock: a slot this request can join (counted as one more waiter),
  * else a free slot set up for it, else -1.
  */
+#define SLOT_RETRY	(-2)
+
 static pg_noinline int
 find_slot(const TsnapRequestParams *params)
 {
 	int			free_slot = -1;
+	bool		version_pending = false;
 	int			i;
 
 	for (i = 0; i < queue->nslots; i++)
@@ -185,20 +206,27 @@ find_slot(const TsnapRequestParams *params)
 				free_slot = i;
 			continue;
 		}
-		if ((s->state == SLOT_QUEUED ||
-			 (s->state == SLOT_RUNNING &&
-			  !(s->preparing && s->waiters <= 0) &&
-			  (s->version_seen == TSNAP_VERSION_UNKNOWN ||
-			   s->version_seen >= params->min_version))) &&
-			s->params.dboid == params->dboid &&
-			s->params.relid == params->relid &&
-			s->params.max_bytes == params->max_bytes &&
-			s->params.stale_key[0] == '\0' && params->stale_key[0] == '\0')
+		if (s->params.dboid != params->dboid ||
+			s->params.relid != params->relid ||
+			s->params.max_bytes != params->max_bytes ||
+			s->params.stale_key[0] != '\0' || params->stale_key[0] != '\0')
+			continue;
+		if (s->state == SLOT_RUNNING && s->preparing && s->waiters <= 0)
+			continue;			/* abandoned: being cancelled */
+		if (s->state == SLOT_QUEUED ||
+			(s->state == SLOT_RUNNING &&
+			 (s->version_seen == TSNAP_VERSION_UNKNOWN ||
+			  s->version_seen >= params->min_version)))
 		{
 			s->waiters++;
 			return i;
 		}
+		if (s->state == SLOT_RUNNING &&
+			s->version_seen == TSNAP_VERSION_PENDING)
+			version_pending = true;
 	}
+	if (version_pending)
+		return SLOT_RETRY;
 	if (free_slot >= 0)
 	{
 		RequestSlot *s = &queue->slots[free_slot];
@@ -215,19 +243,16 @@ find_slot(const TsnapRequestParams *params)
 }
 
 /*
- * Launch a worker for dboid if its pending requests outnumber its workers
- * and the pool has room.  Raises 53000 if no worker could be started and
- * none serves the database.
+ * Under the lock: requests of dboid that are QUEUED or RUNNING, and workers
+ * bound to dboid.
  */
-static void
-ensure_worker(Oid dboid)
+static bool
+database_needs_worker(Oid dboid)
 {
 	int			pending = 0;
 	int			serving = 0;
-	int			entry = -1;
 	int			i;
 
-	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
 	for (i = 0; i < queue->nslots; i++)
 	{
 		SlotState	st = queue->slots[i].state;
@@ -236,20 +261,48 @@ ensure_worker(Oid dboid)
 			queue->slots[i].params.dboid == dboid)
 			pending++;
 	}
-	for (i = 0; i < tsnap_max_workers && i < TSNAP_WORKERS_LIMIT; i++)
-	{
-		WorkerEntry *w = &queue->workers[i];
-
-		if (w->in_use && w->dboid == dboid)
+	for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)
+		if (queue->workers[i].in_use && queue->workers[i].dboid == dboid)
 			serving++;
-		else if (!w->in_use && entry < 0)
+	return pending > serving;
+}
+
+/*
+ * If the pool has room, launch a worker for the database of the oldest
+ * QUEUED request that has none, whichever database the caller is in.
+ * Raises 53000 if a worker for the caller's own database was needed and
+ * could not be started while none serves it.
+ */
+static void
+ensure_worker(Oid my_dboid)
+{
+	RequestSlot *oldest = NULL;
+	Oid			dboid;
+	int			entry = -1;
+	int			i;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	for (i = 0; i < tsnap_max_workers && i < TSNAP_WORKERS_LIMIT; i++)
+		if (!queue->workers[i].in_use)
+		{
 			entry = i;
+			break;
+		}
+	for (i = 0; entry >= 0 && i < queue->nslots; i++)
+	{
+		RequestSlot *s = &queue->slots[i];
+
+		if (s->state == SLOT_QUEUED &&
+			(oldest == NULL || s->generation < oldest->generation) &&
+			database_needs_worker(s->params.dboid))
+			oldest = s;
 	}
-	if (serving >= pending || entry < 0)
+	if (oldest == NULL)
 	{
 		LWLockRelease(queue->lock);
 		return;
 	}
+	dboid = oldest->params.dboid;
 	queue->workers[entry].in_use = true;
 	queue->workers[entry].started = false;
 	queue->workers[entry].pid = 0;
@@ -266,11 +319,48 @@ ensure_worker(Oid dboid)
 	if (!queue->workers[entry].started)
 		queue->workers[entry].in_use = false;
 	LWLockRelease(queue->lock);
-	if (serving == 0)
+	if (dboid == my_dboid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start a tsnap background worker"),
 				 errhint("Raise max_worker_processes; tsnap needs up to tsnap.max_workers of them.")));
+}
+
+/*
+ * Does process pid wait, directly or through other sessions, for a lock
+ * this backend holds?  Follows pg_blocking_pids, which also counts waiters
+ * queued ahead for a conflicting lock, through at most 64 processes.
+ */
+static bool
+blocked_by_me(int pid)
+{
+	List	   *todo = list_make1_int(pid);
+	List	   *seen = NIL;
+
+	while (todo != NIL && list_length(seen) < 64)
+	{
+		int			p = linitial_int(todo);
+		ArrayType  *blockers;
+		Datum	   *elems;
+		int			n;
+		int			i;
+
+		todo = list_delete_first(todo);
+		if (list_member_int(seen, p))
+			continue;
+		seen = lappend_int(seen, p);
+		blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
+														  Int32GetDatum(p)));
+		deconstruct_array(blockers, INT4OID, sizeof(int32), true, TYPALIGN_INT,
+						  &elems, NULL, &n);
+		for (i = 0; i < n; i++)
+		{
+			if (DatumGetInt32(elems[i]) == MyProcPid)
+				return true;
+			todo = lappend_int(todo, DatumGetInt32(elems[i]));
+		}
+	}
+	return false;
 }
 
 /* Under the lock: the slot if it is still the caller's request */
@@ -296,18 +386,22 @@ leave_slot(int idx, uint64 generation)
 
 /*
  * Sleep until the request in slot idx is DONE or FAILED; copy out what it
- * produced.  Every second, make sure a worker will take it.
+ * produced.  Every second (or deadlock_timeout, if shorter), make sure a
+ * worker will take it; once deadlock_timeout has passed, raise 40P01 if
+ * its worker waits for this backend.
  */
 static SlotState
-wait_for(int idx, uint64 generation, Oid dboid,
+wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 		 TsnapSnapshotResult *result, TsnapRequestError *error)
 {
 	SlotState	state;
+	TimestampTz started = GetCurrentTimestamp();
 
 	ConditionVariablePrepareToSleep(&queue->cv);
 	for (;;)
 	{
 		RequestSlot *s;
+		int			worker_pid = 0;
 
 		LWLockAcquire(queue->lock, LW_SHARED);
 		s = my_slot(idx, generation);
@@ -318,13 +412,26 @@ wait_for(int idx, uint64 generation, Oid dboid,
 			*result = s->result;
 		else if (state == SLOT_FAILED)
 			*error = s->error;
+		else if (state == SLOT_RUNNING && s->worker >= 0)
+			worker_pid = queue->workers[s->worker].pid;
 		LWLockRelease(queue->lock);
 
 		if (state == SLOT_DONE || state == SLOT_FAILED)
 			break;
 		if (state == SLOT_QUEUED)
 			ensure_worker(dboid);
-		ConditionVariableTimedSleep(&queue->cv, 1000, PG_WAIT_EXTENSION);
+		if (worker_pid != 0 &&
+			TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
+									   DeadlockTimeout) &&
+			blocked_by_me(worker_pid))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+					 errmsg("deadlock detected"),
+					 errdetail("This session waits for tsnap worker %d to snapshot table \"%s\", and the worker waits, directly or through other sessions, for a lock this session holds.",
+							   worker_pid, get_rel_name(relid)),
+					 errhint("Take tsnap_snapshot before other locks on the table in a transaction, or commit first.")));
+		ConditionVariableTimedSleep(&queue->cv, Min(1000, DeadlockTimeout),
+									PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
 	return state;
@@ -343,10 +450,18 @@ tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
 	TsnapRequestError error;
 	volatile SlotState state = SLOT_QUEUED;
 
-	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-	idx = find_slot(params);
-	generation = idx >= 0 ? queue->slots[idx].generation : 0;
-	LWLockRelease(queue->lock);
+	for (;;)
+	{
+		LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+		idx = find_slot(params);
+		generation = idx >= 0 ? queue->slots[idx].generation : 0;
+		LWLockRelease(queue->lock);
+		if (idx != SLOT_RETRY)
+			break;
+		/* a worker publishes its version within moments */
+		ConditionVariableTimedSleep(&queue->cv, 10, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
 	if (idx < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -354,7 +469,8 @@ tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
 
 	PG_TRY();
 	{
-		state = wait_for(idx, generation, params->dboid, result, &error);
+		state = wait_for(idx, generation, params->dboid, params->relid,
+						 result, &error);
 	}
 	PG_FINALLY();
 	{
@@ -473,6 +589,8 @@ tsnap_queue_publish_version(int worker, int64 version)
 	if (queue->workers[worker].slot >= 0)
 		queue->slots[queue->workers[worker].slot].version_seen = version;
 	LWLockRelease(queue->lock);
+	if (version != TSNAP_VERSION_PENDING)
+		ConditionVariableBroadcast(&queue->cv);
 }
 
 /*

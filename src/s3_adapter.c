@@ -15,15 +15,22 @@
  *
  * Interrupts: the client calls interrupt_pending() between 100 ms wait
  * slices and inside curl callbacks, where a longjmp would corrupt curl's
- * state.  So it only reads InterruptPending; once the client has unwound and
- * returned S3_ERR_INTERRUPTED, tsnap_s3_raise runs CHECK_FOR_INTERRUPTS,
- * which raises the cancel, timeout or shutdown error itself.
+ * state.  So it only reads flags; once the client has unwound and returned
+ * S3_ERR_INTERRUPTED, tsnap_s3_raise runs CHECK_FOR_INTERRUPTS, which
+ * raises the cancel, timeout or shutdown error itself.  A process that is
+ * terminating (SIGTERM, fast shutdown, DROP DATABASE ... FORCE, an exit
+ * callback) or whose postmaster died tells the client so: its cleanup
+ * (aborting an upload) then gets one short try, and an upload left open is
+ * aborted by a later worker's sweep (retention.c), so the process exits
+ * within seconds even when S3 stalls.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/pmsignal.h"
 #include "utils/memutils.h"
 
 #include "credentials_file.h"
@@ -48,7 +55,9 @@ is_set(const char *setting)
 static int
 interrupt_pending(void *arg)
 {
-	return InterruptPending ? 1 : 0;
+	if (ProcDiePending || proc_exit_inprogress || !PostmasterIsAlive())
+		return S3_INTERRUPT_TERMINATE;
+	return InterruptPending ? S3_INTERRUPT_CANCEL : 0;
 }
 
 static void
@@ -205,7 +214,13 @@ tsnap_s3_raise(const tsnap_s3_error *err, int elevel)
 	char		text[2048];
 
 	if (err->kind == S3_ERR_INTERRUPTED && elevel >= ERROR)
+	{
 		CHECK_FOR_INTERRUPTS();
+		if (!PostmasterIsAlive())
+			ereport(FATAL,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("terminating tsnap's S3 request because the postmaster exited")));
+	}
 
 	tsnap_s3_error_format(err, text, sizeof(text));
 	ereport(elevel,

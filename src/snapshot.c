@@ -24,6 +24,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -204,6 +205,15 @@ snapshot_of(Oid relid, TsnapSnapshotResult *result)
 		/* gone from the bucket: build anew, and retire the stale row */
 		strlcpy(params.stale_key, result->key, sizeof(params.stale_key));
 	}
+
+	/* workers start only once recovery has finished: never wait for one */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot build a snapshot of table \"%s\" during recovery",
+						RelationGetRelationName(rel)),
+				 errdetail("This server is a standby; it answers from snapshots the primary built, and this version has none."),
+				 errhint("Call tsnap_snapshot on the primary.")));
 
 	params.dboid = MyDatabaseId;
 	params.relid = relid;

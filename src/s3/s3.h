@@ -24,6 +24,10 @@
  *	  callbacks, so it must not longjmp (no ereport/CHECK_FOR_INTERRUPTS): it
  *	  returns nonzero, the S3 call unwinds, frees what it owns and returns
  *	  S3_ERR_INTERRUPTED, and the caller raises its own error afterwards.
+ *	  S3_INTERRUPT_CANCEL stops every wait but cleanup (aborting a multipart
+ *	  upload).  S3_INTERRUPT_TERMINATE says the process is going away:
+ *	  cleanup then gets one attempt of at most S3_TERMINATE_GRACE_MS, and
+ *	  what it could not finish is left for a later sweep.
  *	- Memory comes from malloc; everything a function returns is released
  *	  with the matching tsnap_s3_*_free function.
  *
@@ -75,6 +79,11 @@ typedef struct tsnap_s3_error
 	int			attempts;		/* attempts made by the failing request */
 } tsnap_s3_error;
 
+/* what interrupt_cb returns */
+#define S3_INTERRUPT_CANCEL		1	/* stop, but finish cleanup */
+#define S3_INTERRUPT_TERMINATE	2	/* stop; cleanup gets a short grace */
+#define S3_TERMINATE_GRACE_MS	1000
+
 typedef struct tsnap_s3_config
 {
 	const char *endpoint;		/* "http://127.0.0.1:7480"; NULL or "" = AWS */
@@ -95,7 +104,7 @@ typedef struct tsnap_s3_config
 	size_t		part_size;		/* first part size; 0 = default, min 5 MiB */
 	int			max_parts_in_flight;	/* 0 = default */
 	uint64_t	max_object_size;	/* uploader cap; 0 = S3's 5 TiB */
-	int			(*interrupt_cb) (void *arg);	/* nonzero = stop now */
+	int			(*interrupt_cb) (void *arg);	/* S3_INTERRUPT_*, 0 = go on */
 	void	   *interrupt_arg;
 } tsnap_s3_config;
 

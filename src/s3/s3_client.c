@@ -253,6 +253,14 @@ tsnap_s3_interrupted(tsnap_s3_client *c)
 	return c->interrupt_cb != NULL && c->interrupt_cb(c->interrupt_arg) != 0;
 }
 
+/* True if the caller's process is going away: even cleanup must end soon. */
+bool
+tsnap_s3_terminating(tsnap_s3_client *c)
+{
+	return c->interrupt_cb != NULL &&
+		c->interrupt_cb(c->interrupt_arg) == S3_INTERRUPT_TERMINATE;
+}
+
 /*
  * Full-jitter exponential backoff: a uniform delay in
  * [0, min(cap, base * 2^(attempt-1))], attempt counting from 1.

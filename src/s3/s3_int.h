@@ -141,6 +141,7 @@ struct tsnap_s3_client
 };
 
 extern bool tsnap_s3_interrupted(tsnap_s3_client *client);
+extern bool tsnap_s3_terminating(tsnap_s3_client *client);
 extern long tsnap_s3_backoff_ms(tsnap_s3_client *client, int attempt);
 extern bool tsnap_s3_sleep_ms(tsnap_s3_client *client, long ms,
 							  bool interruptible);

@@ -560,7 +560,8 @@ tsnap_s3_xfer_outcome(tsnap_s3_xfer *x, CURLcode rc, tsnap_s3_error *err)
 /*
  * Run one attempt on the client's multi handle, waiting in slices of at
  * most 100 ms.  Returns the curl result; *interrupted tells whether the
- * interrupt hook stopped it.
+ * interrupt hook stopped it.  A cleanup request (not interruptible) still
+ * stops once the process has been terminating for S3_TERMINATE_GRACE_MS.
  */
 static CURLcode
 run_attempt(tsnap_s3_client *c, tsnap_s3_xfer *x, bool interruptible,
@@ -568,6 +569,7 @@ run_attempt(tsnap_s3_client *c, tsnap_s3_xfer *x, bool interruptible,
 {
 	CURLcode	rc = CURLE_OK;
 	bool		done = false;
+	int64_t		started = tsnap_s3_now_ms();
 
 	*interrupted = false;
 	if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
@@ -598,7 +600,9 @@ run_attempt(tsnap_s3_client *c, tsnap_s3_xfer *x, bool interruptible,
 			rc = CURLE_OPERATION_TIMEDOUT;
 			break;
 		}
-		if (interruptible && tsnap_s3_interrupted(c))
+		if (interruptible ? tsnap_s3_interrupted(c) :
+			(tsnap_s3_now_ms() - started >= S3_TERMINATE_GRACE_MS &&
+			 tsnap_s3_terminating(c)))
 		{
 			*interrupted = true;
 			break;
@@ -632,6 +636,9 @@ tsnap_s3_perform(tsnap_s3_client *c, const tsnap_s3_request *req,
 	tsnap_s3_kv if_match[1];
 	int			attempt;
 
+	/* a terminating process gets one short try at cleanup */
+	if (!interruptible && tsnap_s3_terminating(c))
+		max_attempts = 1;
 	tsnap_s3_error_clear(err);
 	for (attempt = 1;; attempt++)
 	{

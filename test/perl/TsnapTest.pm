@@ -23,9 +23,9 @@ use Exporter 'import';
 
 our @EXPORT = qw(tsnap_node s3_get s3_exists s3_open_uploads s3_list aws_s3api
   psql_sqlstate poll_until tsnap_reload start_faultproxy stop_faultproxy
-  tsnap_sysid s3_delete_prefix start_psql finish_psql);
+  tsnap_sysid s3_delete_prefix start_psql finish_psql psql_ends_within);
 
-# tsnap_node(NAME, conf => EXTRA_CONF, endpoint => URL)
+# tsnap_node(NAME, conf => EXTRA_CONF, endpoint => URL, allows_streaming => 1)
 sub tsnap_node
 {
 	my ($name, %opts) = @_;
@@ -37,7 +37,7 @@ sub tsnap_node
 	my $endpoint = $opts{endpoint} // $ENV{S3_ENDPOINT};
 	my $prefix = "tap-$name-$$-" . int(rand(1_000_000));
 
-	$node->init;
+	$node->init(allows_streaming => $opts{allows_streaming} // 0);
 	$node->append_conf(
 		'postgresql.conf', qq{
 shared_preload_libraries = 'tsnap'
@@ -219,6 +219,16 @@ sub start_psql
 		  map { ('-c', $_) } @sql ],
 		'<', \undef, '>', \$out, '2>', \$err);
 	return { h => $h, out => \$out, err => \$err, started => Time::HiRes::time() };
+}
+
+# Wait up to SECONDS for a background psql to end; kills it and returns
+# false if it did not.
+sub psql_ends_within
+{
+	my ($bg, $seconds) = @_;
+	my $ended = poll_until($seconds, sub { $bg->{h}->pump_nb; !$bg->{h}->pumpable });
+	$bg->{h}->kill_kill unless $ended;
+	return $ended;
 }
 
 # Wait for a background psql; returns (exit code, stdout, stderr, SQLSTATE).
