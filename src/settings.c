@@ -60,6 +60,7 @@ int			tsnap_max_workers = 2;
 char	   *tsnap_key_prefix = NULL;
 int			tsnap_max_snapshot_size = 0;
 int			tsnap_keep_versions = 2;
+int			tsnap_keep_for = 3600;
 bool		tsnap_verify_hits = false;
 
 static const struct config_enum_entry url_style_options[] = {
@@ -287,6 +288,11 @@ tsnap_define_settings(void)
 							"Snapshots kept per table; older ones are deleted from the bucket.",
 							NULL, &tsnap_keep_versions, 2, 1, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.keep_for",
+							"How long a superseded snapshot stays readable.",
+							"A snapshot is deleted only once tsnap.keep_versions newer ones exist and it was superseded at least this long ago, so a key handed out stays readable at least this long.",
+							&tsnap_keep_for, 3600, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomBoolVariable("tsnap.verify_hits",
 							 "Check with a HEAD request that a cached snapshot still exists before returning its key.",
 							 "For buckets whose objects may be removed outside tsnap, such as by lifecycle rules.",

@@ -32,6 +32,7 @@ extern int	tsnap_max_workers;
 extern char *tsnap_key_prefix;
 extern int	tsnap_max_snapshot_size;
 extern int	tsnap_keep_versions;
+extern int	tsnap_keep_for;
 extern bool tsnap_verify_hits;
 
 #endif							/* TSNAP_SETTINGS_H */

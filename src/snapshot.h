@@ -96,6 +96,7 @@ extern bool tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 								  int64 version, const char *fingerprint,
 								  TsnapSnapshotResult *result);
 extern void tsnap_record_upload_intent(const char *key);
+extern void tsnap_apply_retention_all(void);
 extern bool tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 								  const char *fingerprint,
 								  const char *stale_key,

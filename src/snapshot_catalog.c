@@ -19,6 +19,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -250,13 +251,80 @@ tsnap_record_upload_intent(const char *key)
 }
 
 /*
+ * Retention, inside begin_write: move the snapshots of relid (of every
+ * table, if InvalidOid) that may go to tsnap.pending_deletes, oldest first.
+ * A snapshot may go once tsnap.keep_versions newer ones exist and it was
+ * superseded (or recorded, if that was later: a slow build of an older
+ * version is recorded after newer ones) at least tsnap.keep_for ago; since
+ * a hit returns only a table's current snapshot, every key handed out stays
+ * readable for at least keep_for.  keep_key, the key being returned, never
+ * goes.
+ */
+static void
+apply_retention(Oid relid, const char *keep_key)
+{
+	Oid			argtypes[4] = {REGCLASSOID, INT4OID, FLOAT8OID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = ObjectIdGetDatum(relid);
+	if (!OidIsValid(relid))
+		nulls[0] = 'n';
+	values[1] = Int32GetDatum(tsnap_keep_versions);
+	values[2] = Float8GetDatum((double) tsnap_keep_for);
+	values[3] = CStringGetTextDatum(keep_key ? keep_key : "");
+	if (SPI_execute_with_args("WITH ranked AS ("
+							  "  SELECT key, rows_version, created_at,"
+							  "         pg_catalog.row_number() OVER w AS newest_first,"
+							  "         pg_catalog.lag(created_at) OVER w AS superseded_at"
+							  "  FROM tsnap.snapshots"
+							  "  WHERE $1 IS NULL OR tbl OPERATOR(pg_catalog.=) $1"
+							  "  WINDOW w AS (PARTITION BY tbl ORDER BY rows_version DESC, created_at DESC)), "
+							  "old AS (SELECT key, rows_version FROM ranked"
+							  "  WHERE newest_first OPERATOR(pg_catalog.>) $2"
+							  "  AND GREATEST(superseded_at, created_at) OPERATOR(pg_catalog.<=)"
+							  "      (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3))"
+							  "  AND key OPERATOR(pg_catalog.<>) $4), "
+							  "r AS (DELETE FROM tsnap.snapshots s USING old"
+							  "      WHERE s.key OPERATOR(pg_catalog.=) old.key RETURNING s.key, s.rows_version) "
+							  "INSERT INTO tsnap.pending_deletes (key) "
+							  "SELECT key FROM r ORDER BY rows_version "
+							  "ON CONFLICT DO NOTHING",
+							  4, argtypes, values, nulls, false, 0) < 0)
+		elog(ERROR, "could not apply retention");
+}
+
+/*
+ * Retention for every table of this database, in a transaction of its own:
+ * snapshots become deletable as time passes, not only when a newer one is
+ * recorded.  Run by workers after each request.
+ */
+void
+tsnap_apply_retention_all(void)
+{
+	TsnapCatalogUser saved;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (tsnap_catalog_enter(&saved))
+	{
+		SPI_connect();
+		apply_retention(InvalidOid, NULL);
+		SPI_finish();
+		tsnap_catalog_leave(&saved);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * Record a finished upload, in a read-write transaction of its own.
  *
  * If stale_key is set (a hit whose object had vanished), that row is retired
  * first.  If another worker recorded the same content meanwhile, its row
  * wins: result becomes that row, our object is queued for deletion, and the
- * function returns false.  Then snapshots beyond tsnap.keep_versions are
- * moved, oldest first, to tsnap.pending_deletes.
+ * function returns false.  Then retention runs for the table
+ * (tsnap_apply_retention), never touching the key just recorded.
  */
 bool
 tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
@@ -269,8 +337,6 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	Datum		values[9];
 	Oid			keyarg[1] = {TEXTOID};
 	Datum		keyval[1];
-	Oid			retarg[2] = {REGCLASSOID, INT4OID};
-	Datum		retval[2];
 	bool		inserted;
 
 	begin_write(&saved);
@@ -343,15 +409,7 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 		fill_result(result);
 	}
 
-	retval[0] = ObjectIdGetDatum(relid);
-	retval[1] = Int32GetDatum(tsnap_keep_versions);
-	exec_write("WITH old AS (SELECT key FROM tsnap.snapshots WHERE tbl OPERATOR(pg_catalog.=) $1 "
-			   "             ORDER BY rows_version DESC, created_at DESC OFFSET $2), "
-			   "r AS (DELETE FROM tsnap.snapshots s USING old "
-			   "      WHERE s.key OPERATOR(pg_catalog.=) old.key RETURNING s.key, s.rows_version) "
-			   "INSERT INTO tsnap.pending_deletes (key) "
-			   "SELECT key FROM r ORDER BY rows_version "
-			   "ON CONFLICT DO NOTHING", 2, retarg, retval);
+	apply_retention(relid, result->key);
 
 	SPI_finish();
 	tsnap_catalog_leave(&saved);

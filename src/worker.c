@@ -231,6 +231,7 @@ tsnap_worker_main(Datum arg)
 		run_request(&params);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		housekeeping(tsnap_sweep_abandoned_uploads);
+		housekeeping(tsnap_apply_retention_all);
 		housekeeping(tsnap_delete_pending);
 	}
 

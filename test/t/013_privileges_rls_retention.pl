@@ -20,6 +20,7 @@ use TsnapTest;
 
 my $node = tsnap_node('privret', conf => qq{
 tsnap.keep_versions = 2
+tsnap.keep_for = 0
 tsnap.s3_request_timeout = '3s'
 });
 my $sysid = tsnap_sysid($node);

@@ -34,6 +34,7 @@ use TsnapTest;
 my $node = tsnap_node('security', conf => qq{
 tsnap.max_workers = 2
 tsnap.keep_versions = 1
+tsnap.keep_for = 0
 max_prepared_transactions = 20
 });
 my $super = $node->safe_psql('postgres', 'SELECT current_user');
