@@ -190,7 +190,7 @@ tsnap_queue_available(void)
 #define SLOT_RETRY	(-2)
 
 static pg_noinline int
-find_slot(const TsnapRequestParams *params)
+find_slot(const TsnapRequestParams *params, bool same_role_only)
 {
 	int			free_slot = -1;
 	bool		version_pending = false;
@@ -208,6 +208,7 @@ find_slot(const TsnapRequestParams *params)
 		}
 		if (s->params.dboid != params->dboid ||
 			s->params.relid != params->relid ||
+			(same_role_only && s->params.roleid != params->roleid) ||
 			s->params.max_bytes != params->max_bytes ||
 			s->params.stale_key[0] != '\0' || params->stale_key[0] != '\0')
 			continue;
@@ -392,7 +393,8 @@ leave_slot(int idx, uint64 generation)
  */
 static SlotState
 wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
-		 TsnapSnapshotResult *result, TsnapRequestError *error)
+		 TsnapSnapshotResult *result, TsnapRequestError *error,
+		 Oid *served_as)
 {
 	SlotState	state;
 	TimestampTz started = GetCurrentTimestamp();
@@ -408,6 +410,7 @@ wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 		if (s == NULL)
 			elog(ERROR, "tsnap request slot %d was lost", idx);
 		state = s->state;
+		*served_as = s->params.roleid;
 		if (state == SLOT_DONE)
 			*result = s->result;
 		else if (state == SLOT_FAILED)
@@ -437,6 +440,10 @@ wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 	return state;
 }
 
+static SlotState run_request(const TsnapRequestParams *params,
+							 bool same_role_only, TsnapSnapshotResult *result,
+							 TsnapRequestError *error, Oid *served_as);
+
 /*
  * Submit a request (or join an equal one) and wait for its result.  The wait
  * ends with the result, with the worker's error re-raised here, or with the
@@ -445,15 +452,50 @@ wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 void
 tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
 {
+	bool		same_role_only = false;
+	SlotState	state;
+	TsnapRequestError error;
+
+	/*
+	 * A request shared with another role ran that role's part as that role:
+	 * code planning ran (a table owner's function) may have put what only
+	 * that role can read into its error.  So another role's error is never
+	 * shown; the caller asks again, sharing only with its own role.
+	 */
+	for (;;)
+	{
+		Oid			served_as;
+
+		state = run_request(params, same_role_only, result, &error, &served_as);
+		if (state != SLOT_FAILED || served_as == params->roleid || same_role_only)
+			break;
+		same_role_only = true;
+	}
+
+	if (state == SLOT_FAILED)
+		ereport(ERROR,
+				(errcode(error.sqlerrcode),
+				 errmsg_internal("%s", error.message),
+				 error.detail[0] ? errdetail_internal("%s", error.detail) : 0,
+				 error.hint[0] ? errhint("%s", error.hint) : 0));
+}
+
+/*
+ * One submission (or join) and wait: tsnap_queue_run's body.
+ */
+static SlotState
+run_request(const TsnapRequestParams *params, bool same_role_only,
+			TsnapSnapshotResult *result, TsnapRequestError *error,
+			Oid *served_as)
+{
 	int			idx;
 	uint64		generation;
-	TsnapRequestError error;
 	volatile SlotState state = SLOT_QUEUED;
 
 	for (;;)
 	{
 		LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-		idx = find_slot(params);
+		idx = find_slot(params, same_role_only);
 		generation = idx >= 0 ? queue->slots[idx].generation : 0;
 		LWLockRelease(queue->lock);
 		if (idx != SLOT_RETRY)
@@ -470,7 +512,7 @@ tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
 	PG_TRY();
 	{
 		state = wait_for(idx, generation, params->dboid, params->relid,
-						 result, &error);
+						 result, error, served_as);
 	}
 	PG_FINALLY();
 	{
@@ -478,13 +520,7 @@ tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
 		leave_slot(idx, generation);
 	}
 	PG_END_TRY();
-
-	if (state == SLOT_FAILED)
-		ereport(ERROR,
-				(errcode(error.sqlerrcode),
-				 errmsg_internal("%s", error.message),
-				 error.detail[0] ? errdetail_internal("%s", error.detail) : 0,
-				 error.hint[0] ? errhint("%s", error.hint) : 0));
+	return state;
 }
 
 /*

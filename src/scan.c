@@ -28,6 +28,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "nodes/plannodes.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/lock.h"
@@ -176,6 +177,48 @@ open_scan(Relation rel)
 												RelationGetRelationName(rel)));
 	return SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL,
 									 true, CURSOR_OPT_NO_SCROLL);
+}
+
+/*
+ * Is plan a sequential scan (of a table, or an Append of them for a
+ * partitioned or inherited one)?  COPY reads a table in that order; any
+ * other plan would give other bytes for the same key.
+ */
+static bool
+is_sequential(Plan *plan)
+{
+	ListCell   *lc;
+
+	if (IsA(plan, SeqScan))
+		return true;
+	if (IsA(plan, Append))
+	{
+		foreach(lc, ((Append *) plan)->appendplans)
+			if (!is_sequential(lfirst(lc)))
+				return false;
+		return true;
+	}
+	/* a partitioned table without partitions: a Result with no rows */
+	if (IsA(plan, Result))
+		return plan->lefttree == NULL || is_sequential(plan->lefttree);
+	return false;
+}
+
+/*
+ * Raise 55000 unless the cursor's plan reads in COPY's order.  Planning can
+ * run the table owner's code, which could disable sequential scans.
+ */
+static void
+check_plan(Portal portal, const char *relname)
+{
+	PlannedStmt *stmt = linitial_node(PlannedStmt, portal->stmts);
+
+	if (!is_sequential(stmt->planTree))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the scan of table \"%s\" was not planned as a sequential scan",
+						relname),
+				 errdetail("A snapshot has COPY's row order only when read sequentially; a function run while planning, such as one in an index expression, changed the planner's settings.")));
 }
 
 /*
@@ -338,6 +381,7 @@ tsnap_build_snapshot(int worker, const TsnapRequestParams *params,
 	tsnap_queue_set_upload_key(worker, result->key);
 
 	portal = open_scan(rel);
+	check_plan(portal, relname);
 
 	/*
 	 * Planning locked every partition; if one was attached or detached (or

@@ -474,35 +474,32 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 }
 
 /*
- * What a user's CREATE TABLE or ALTER TABLE means for tracking.  Only a
- * table that joins a family (a new partition or child, ATTACH PARTITION,
- * INHERIT) gets missing triggers created: pg_restore re-creates the dumped
- * triggers itself, after ALTER TABLE ... ENABLE TRIGGER commands that must
- * then not have created them first.
+ * What a user's CREATE TABLE or ALTER TABLE means for tracking, as flags:
+ * one ALTER TABLE can detach, attach and disable triggers at once, and each
+ * must be handled.  Only a table that joins a family (a new partition or
+ * child, ATTACH PARTITION, INHERIT) gets missing triggers created:
+ * pg_restore re-creates the dumped triggers itself, after ALTER TABLE ...
+ * ENABLE TRIGGER commands that must then not have created them first.
  */
-typedef enum DdlEffect
-{
-	DDL_OTHER,					/* nothing to do */
-	DDL_JOINS,					/* relations joined a family: create triggers */
-	DDL_DETACHES,				/* relations left a family: drop unneeded ones */
-	DDL_TRIGGERS				/* triggers enabled or disabled: check them */
-} DdlEffect;
+#define DDL_JOINS		0x01	/* relations joined a family: create triggers */
+#define DDL_DETACHES	0x02	/* relations left a family: drop unneeded ones */
+#define DDL_TRIGGERS	0x04	/* triggers enabled or disabled: check them */
 
-static DdlEffect
+static int
 ddl_effect(Node *parsetree)
 {
 	ListCell   *lc;
-	DdlEffect	effect = DDL_OTHER;
+	int			effect = 0;
 
 	if (IsA(parsetree, CreateStmt))
 	{
 		CreateStmt *stmt = (CreateStmt *) parsetree;
 
 		return (stmt->inhRelations != NIL || stmt->partbound != NULL)
-			? DDL_JOINS : DDL_OTHER;
+			? DDL_JOINS : 0;
 	}
 	if (!IsA(parsetree, AlterTableStmt))
-		return DDL_OTHER;
+		return 0;
 
 	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
 	{
@@ -512,11 +509,12 @@ ddl_effect(Node *parsetree)
 		{
 			case AT_AttachPartition:
 			case AT_AddInherit:
-				return DDL_JOINS;
+				effect |= DDL_JOINS;
+				break;
 			case AT_DetachPartition:
 			case AT_DetachPartitionFinalize:
 			case AT_DropInherit:
-				effect = DDL_DETACHES;
+				effect |= DDL_DETACHES;
 				break;
 			case AT_EnableTrig:
 			case AT_EnableAlwaysTrig:
@@ -526,8 +524,7 @@ ddl_effect(Node *parsetree)
 			case AT_DisableTrig:
 			case AT_DisableTrigAll:
 			case AT_DisableTrigUser:
-				if (effect == DDL_OTHER)
-					effect = DDL_TRIGGERS;
+				effect |= DDL_TRIGGERS;
 				break;
 			default:
 				break;
@@ -643,12 +640,12 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 	/* our own CREATE TRIGGER and ALTER TABLE need no further checks */
 	if (!ensuring && relids != NIL)
 	{
-		DdlEffect	effect = ddl_effect(parsetree);
+		int			effect = ddl_effect(parsetree);
 
-		if (effect == DDL_DETACHES)
+		if (effect & DDL_DETACHES)
 			drop_unneeded_triggers(detached_relations(linitial_oid(relids),
 													  partitions));
-		else if (effect != DDL_OTHER)
+		if (effect & (DDL_JOINS | DDL_TRIGGERS))
 		{
 			foreach(lc, relids)
 			{
@@ -659,7 +656,7 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 					continue;
 				foreach(lc2, tsnap_tracked_among(tsnap_relatives(relid)))
 					ensure_triggers(lfirst_oid(lc2), true,
-									effect == DDL_JOINS);
+									(effect & DDL_JOINS) != 0);
 			}
 		}
 	}

@@ -547,6 +547,81 @@ finish_psql($locker);
 is($node->safe_psql('postgres', 'SELECT count(*) FROM alice.ins WHERE id = 200'), '0',
 	'commit wait: the cancelled write is rolled back');
 
+###########################################################################
+# (i) found by a hostile review
+###########################################################################
+# A caller joining another role's request never sees that role's error: a
+# table owner's function, run while the worker plans alice's scan as alice,
+# puts what alice may read into its error.
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE alice.secret_t (s text);
+	INSERT INTO alice.secret_t VALUES ('TOP-SECRET-42');
+});
+($state, $out, $err) = as_role('mallory', q{
+	GRANT USAGE ON SCHEMA mallory TO PUBLIC;
+	CREATE FUNCTION mallory.leak() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$
+	BEGIN
+		IF session_user OPERATOR(pg_catalog.=) current_user THEN RETURN 0; END IF;
+		PERFORM pg_catalog.pg_sleep(3);
+		RAISE EXCEPTION 'leak as %: %', current_user, (SELECT pg_catalog.string_agg(s, ',') FROM alice.secret_t);
+	END $f$;
+	CREATE TABLE mallory.bait (a int);
+	INSERT INTO mallory.bait VALUES (1);
+	CREATE INDEX ON mallory.bait ((a OPERATOR(pg_catalog.+) mallory.leak()));
+	GRANT SELECT ON mallory.bait TO PUBLIC;
+	SELECT tsnap_track('mallory.bait');
+});
+is($state, '', 'mallory sets a bait table') or diag($err);
+my $victim = start_psql($node, { user => 'alice' }, "SELECT tsnap_snapshot('mallory.bait')");
+ok( poll_until(30, sub {
+		$node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'tsnap worker' AND wait_event = 'PgSleep'") eq '1';
+	}),
+	'join: the worker runs mallory\'s function as alice');
+($state, $out, $err) = as_role('mallory', "SELECT tsnap_snapshot('mallory.bait')");
+unlike("$out\n$err", qr/TOP-SECRET/, 'join: mallory never sees the error of alice\'s request');
+my ($vrc, $vout, $verr) = finish_psql($victim);
+like($verr, qr/leak as alice/, 'sanity: alice\'s own request failed with the function\'s error');
+
+# Planning code that turns sequential scans off would give another row order
+# than COPY for the same key: refused.
+($state, $out, $err) = as_role('mallory', q{
+	CREATE FUNCTION mallory.noseq() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$
+	BEGIN
+		IF session_user OPERATOR(pg_catalog.<>) current_user THEN
+			PERFORM pg_catalog.set_config('enable_seqscan', 'off', false);
+			PERFORM pg_catalog.set_config('enable_bitmapscan', 'off', false);
+		END IF;
+		RETURN 0;
+	END $f$;
+	CREATE TABLE mallory.ord (a int);
+	INSERT INTO mallory.ord VALUES (3), (1), (2), (5), (4);
+	CREATE INDEX ON mallory.ord (a);
+	CREATE INDEX ON mallory.ord ((a OPERATOR(pg_catalog.+) mallory.noseq()));
+	GRANT SELECT ON mallory.ord TO PUBLIC;
+	SELECT tsnap_track('mallory.ord');
+});
+is($state, '', 'mallory sets a table whose planning disables sequential scans') or diag($err);
+($state, $out, $err) = as_role('bob', "SELECT tsnap_snapshot('mallory.ord')");
+is($state, '55000', 'plan: a scan not planned as sequential is refused');
+like($err, qr/was not planned as a sequential scan/, 'plan: says why');
+
+# One ALTER TABLE that disables the trigger and detaches something
+($state, $out, $err) = as_role('mallory', q{
+	CREATE TABLE mallory.dummy2 (a int);
+	CREATE TABLE mallory.par2 (a int);
+	ALTER TABLE mallory.par2 INHERIT mallory.dummy2;
+	SELECT tsnap_track('mallory.par2');
+});
+is($state, '', 'mallory tracks a child table') or diag($err);
+($state, $out, $err) = as_role('mallory',
+	'ALTER TABLE mallory.par2 DISABLE TRIGGER tsnap_tracking, NO INHERIT mallory.dummy2');
+is($state, '55000', 'DISABLE TRIGGER together with NO INHERIT: 55000');
+is($node->safe_psql('postgres',
+		"SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'mallory.par2'::regclass AND tgname = 'tsnap_tracking'"),
+	'A', 'the trigger stays enabled');
+
 $node->stop;
 s3_delete_prefix("$node->{tsnap_prefix}/");
 done_testing();
