@@ -142,7 +142,10 @@ CREATE TABLE tsnap.snapshots (
 	etag		text NOT NULL,
 	parts		int4 NOT NULL,
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	CONSTRAINT snapshots_content_key UNIQUE (tbl, rows_version, fingerprint)
+	endpoint	text NOT NULL,		-- where the object lives: tsnap.s3_endpoint
+	bucket		text NOT NULL,		-- and tsnap.s3_bucket when it was written
+	timeline	int8 NOT NULL,		-- the WAL timeline it was recorded on
+	CONSTRAINT snapshots_content_key UNIQUE (tbl, rows_version, fingerprint, bucket, endpoint)
 );
 
 /*
@@ -155,6 +158,8 @@ CREATE TABLE tsnap.snapshots (
  */
 CREATE TABLE tsnap.pending_deletes (
 	key			text PRIMARY KEY,
+	endpoint	text NOT NULL,
+	bucket		text NOT NULL,
 	queued_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	attempts	int4 NOT NULL DEFAULT 0,
 	last_error	text

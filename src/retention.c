@@ -51,6 +51,8 @@ tsnap_delete_pending(void)
 {
 	TsnapCatalogUser saved;
 	tsnap_s3_client *client = NULL;
+	const char *client_endpoint = NULL;
+	const char *client_bucket = NULL;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	List	   *keys = NIL;
 	ListCell   *lc;
@@ -76,8 +78,9 @@ tsnap_delete_pending(void)
 					"  (SELECT FROM tsnap.tracked_tables t "
 					"   WHERE t.tbl OPERATOR(pg_catalog.=) s.tbl "
 					"   AND t.tracking_id OPERATOR(pg_catalog.=) s.tracking_id) "
-					"  RETURNING key) "
-					"INSERT INTO tsnap.pending_deletes (key) SELECT key FROM r "
+					"  RETURNING key, endpoint, bucket) "
+					"INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+					"SELECT key, endpoint, bucket FROM r "
 					"ON CONFLICT DO NOTHING", false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue snapshots of untracked tables");
 
@@ -86,7 +89,7 @@ tsnap_delete_pending(void)
 	 * are upload intents (scan.c), removed by the transaction that records
 	 * the snapshot, which our lock holds back until we are done.
 	 */
-	if (SPI_execute("SELECT key FROM tsnap.pending_deletes "
+	if (SPI_execute("SELECT key, endpoint, bucket FROM tsnap.pending_deletes "
 					"ORDER BY queued_at, key LIMIT " CppAsString2(DELETE_BATCH) " "
 					"FOR UPDATE SKIP LOCKED",
 					false, 0) != SPI_OK_SELECT)
@@ -94,20 +97,31 @@ tsnap_delete_pending(void)
 	for (i = 0; i < SPI_processed; i++)
 	{
 		/* allocated in SPI's context, which lives until SPI_finish */
-		char	   *key = SPI_getvalue(SPI_tuptable->vals[i],
-									   SPI_tuptable->tupdesc, 1);
+		char	  **where = palloc(sizeof(char *) * 3);
+		int			col;
 
-		if (!tsnap_queue_key_in_progress(key))
-			keys = lappend(keys, key);
+		for (col = 0; col < 3; col++)
+			where[col] = SPI_getvalue(SPI_tuptable->vals[i],
+									  SPI_tuptable->tupdesc, col + 1);
+		if (!tsnap_queue_key_in_progress(where[0]))
+			keys = lappend(keys, where);
 	}
 
-	if (keys != NIL)
-		client = tsnap_s3_open(0);
+	/* each object is deleted where it was written */
 	foreach(lc, keys)
 	{
-		char	   *key = lfirst(lc);
+		char	  **where = lfirst(lc);
+		char	   *key = where[0];
 		tsnap_s3_error err;
 		Datum		values[2];
+
+		if (client == NULL || strcmp(where[1], client_endpoint) != 0 ||
+			strcmp(where[2], client_bucket) != 0)
+		{
+			client = tsnap_s3_open_at(0, where[1], where[2]);
+			client_endpoint = where[1];
+			client_bucket = where[2];
+		}
 
 		values[0] = CStringGetTextDatum(key);
 		if (tsnap_s3_delete_object(client, key, &err) ||

@@ -146,11 +146,22 @@ config_from_settings(tsnap_s3_config *config, TsnapCredentials *file_creds)
 
 /*
  * A client configured from the current settings, freed when the current
- * memory context is reset or deleted (or earlier, by tsnap_s3_close).
- * max_object_size caps uploads; 0 means S3's own limit.
+ * memory context is reset or deleted.  max_object_size caps uploads; 0
+ * means S3's own limit.
  */
 tsnap_s3_client *
 tsnap_s3_open(uint64 max_object_size)
+{
+	return tsnap_s3_open_at(max_object_size, NULL, NULL);
+}
+
+/*
+ * The same, for the bucket and endpoint an object was written to (NULL:
+ * the configured ones), with the configured credentials and timeouts.
+ */
+tsnap_s3_client *
+tsnap_s3_open_at(uint64 max_object_size, const char *endpoint,
+				 const char *bucket)
 {
 	tsnap_s3_config config;
 	TsnapCredentials file_creds;
@@ -159,6 +170,10 @@ tsnap_s3_open(uint64 max_object_size)
 
 	config_from_settings(&config, &file_creds);
 	config.max_object_size = max_object_size;
+	if (endpoint)
+		config.endpoint = endpoint;
+	if (bucket)
+		config.bucket = bucket;
 
 	h = MemoryContextAllocZero(CurrentMemoryContext, sizeof(TsnapS3Handle));
 	h->client = tsnap_s3_client_new(&config, &err);

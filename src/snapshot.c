@@ -31,6 +31,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
@@ -147,7 +148,7 @@ check_worker_can_see(Relation rel)
 }
 
 /*
- * With tsnap.verify_hits, is the hit's object still in the bucket?
+ * Is the hit's object still in the bucket?
  */
 static bool
 object_exists(const char *key)
@@ -163,6 +164,52 @@ object_exists(const char *key)
 		return false;
 	tsnap_s3_raise(&err, ERROR);
 	return false;				/* not reached */
+}
+
+/*
+ * Keys whose objects this backend has seen in the bucket (see
+ * hit_needs_check); dropped whole once it holds VERIFIED_MAX of them.
+ */
+#define VERIFIED_MAX 1024
+
+static HTAB *verified = NULL;
+
+/*
+ * Must a hit be checked with a HEAD before its key is returned?  Always
+ * with tsnap.verify_hits.  Otherwise only when the catalog row may name an
+ * object that is gone although the row is not: read during recovery (a
+ * standby behind its primary, whose retention may have deleted the object
+ * already), or recorded on an earlier timeline (a point-in-time recovery
+ * to before some of the primary's deletes).  Those are checked once per
+ * backend and key.
+ */
+static bool
+hit_needs_check(const TsnapSnapshotResult *hit)
+{
+	if (tsnap_verify_hits)
+		return true;
+	if (!RecoveryInProgress() &&
+		hit->timeline == (int64) GetWALInsertionTimeLine())
+		return false;
+	return verified == NULL ||
+		hash_search(verified, hit->key, HASH_FIND, NULL) == NULL;
+}
+
+static void
+remember_verified(const char *key)
+{
+	if (verified == NULL || hash_get_num_entries(verified) >= VERIFIED_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (verified)
+			hash_destroy(verified);
+		ctl.keysize = TSNAP_KEY_MAX;
+		ctl.entrysize = TSNAP_KEY_MAX;
+		verified = hash_create("tsnap verified hits", 64, &ctl,
+							   HASH_ELEM | HASH_STRINGS);
+	}
+	(void) hash_search(verified, key, HASH_ENTER, NULL);
 }
 
 static void
@@ -196,8 +243,12 @@ snapshot_of(Oid relid, TsnapSnapshotResult *result)
 	memset(&params, 0, sizeof(params));
 	if (tsnap_lookup_snapshot(relid, &tracking_id, version, fingerprint, result))
 	{
-		if (!tsnap_verify_hits || object_exists(result->key))
+		bool		check = hit_needs_check(result);
+
+		if (!check || object_exists(result->key))
 		{
+			if (check && !tsnap_verify_hits)
+				remember_verified(result->key);
 			result->hit = true;
 			table_close(rel, NoLock);
 			return;
@@ -212,6 +263,8 @@ snapshot_of(Oid relid, TsnapSnapshotResult *result)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot build a snapshot of table \"%s\" during recovery",
 						RelationGetRelationName(rel)),
+				 params.stale_key[0] ?
+				 errdetail("This server is a standby; the snapshot the primary built at this version is no longer in the bucket.") :
 				 errdetail("This server is a standby; it answers from snapshots the primary built, and this version has none."),
 				 errhint("Call tsnap_snapshot on the primary.")));
 

@@ -35,6 +35,7 @@ typedef struct TsnapSnapshotResult
 	int			parts;			/* 0 = a single PutObject */
 	bool		hit;
 	TimestampTz created_at;
+	int64		timeline;		/* the WAL timeline it was recorded on */
 } TsnapSnapshotResult;
 
 /*

@@ -20,6 +20,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -65,12 +66,35 @@ fill_result(TsnapSnapshotResult *result)
 										  SPI_tuptable->tupdesc, 6, &isnull));
 	result->parts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 7, &isnull));
+	result->timeline = get_int8(SPI_tuptable, 8);
 }
 
-#define RESULT_COLUMNS "key, rows_version, rows, bytes, etag, created_at, parts"
+#define RESULT_COLUMNS "key, rows_version, rows, bytes, etag, created_at, parts, timeline"
 
-/* columns of tsnap.snapshots */
-#define SNAPSHOTS_NATTS 10
+/* columns of tsnap.snapshots, as heap_deform_tuple numbers them */
+#define SNAPSHOTS_NATTS		13
+#define SNAP_KEY			0
+#define SNAP_TRACKING_ID	2
+#define SNAP_ROWS_VERSION	3
+#define SNAP_FINGERPRINT	4
+#define SNAP_ROWS			5
+#define SNAP_BYTES			6
+#define SNAP_ETAG			7
+#define SNAP_PARTS			8
+#define SNAP_CREATED_AT		9
+#define SNAP_ENDPOINT		10
+#define SNAP_BUCKET			11
+#define SNAP_TIMELINE		12
+
+/* Does a text datum equal a C string? */
+static bool
+text_equals(Datum d, const char *s)
+{
+	text	   *t = DatumGetTextPP(d);
+
+	return strlen(s) == VARSIZE_ANY_EXHDR(t) &&
+		memcmp(VARDATA_ANY(t), s, VARSIZE_ANY_EXHDR(t)) == 0;
+}
 
 /*
  * The hit path reads the catalog with direct index scans rather than SPI:
@@ -155,8 +179,10 @@ tsnap_read_tracking(Oid relid, pg_uuid_t *tracking_id)
 }
 
 /*
- * The uploaded snapshot of relid at (version, fingerprint), if the latest
- * committed state of the catalog has one.
+ * The uploaded snapshot of relid at (version, fingerprint) in the bucket
+ * and endpoint tsnap is configured with now, if the latest committed state
+ * of the catalog has one.  A snapshot written to another bucket (before
+ * tsnap.s3_bucket was changed) is not there to be read.
  */
 bool
 tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
@@ -186,19 +212,23 @@ tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 		char	   *fp;
 
 		heap_deform_tuple(tuple, RelationGetDescr(snapshots), values, nulls);
-		fp = TextDatumGetCString(values[4]);
+		fp = TextDatumGetCString(values[SNAP_FINGERPRINT]);
 		if (strcmp(fp, fingerprint) != 0 ||
-			memcmp(DatumGetUUIDP(values[2]), tracking_id, sizeof(pg_uuid_t)) != 0)
+			memcmp(DatumGetUUIDP(values[SNAP_TRACKING_ID]), tracking_id,
+				   sizeof(pg_uuid_t)) != 0 ||
+			!text_equals(values[SNAP_ENDPOINT], tsnap_s3_endpoint) ||
+			!text_equals(values[SNAP_BUCKET], tsnap_s3_bucket))
 			continue;
-		text_to_cstring_buffer(DatumGetTextPP(values[0]), result->key,
+		text_to_cstring_buffer(DatumGetTextPP(values[SNAP_KEY]), result->key,
 							   sizeof(result->key));
-		result->rows_version = DatumGetInt64(values[3]);
-		result->rows = DatumGetInt64(values[5]);
-		result->bytes = DatumGetInt64(values[6]);
-		text_to_cstring_buffer(DatumGetTextPP(values[7]), result->etag,
+		result->rows_version = DatumGetInt64(values[SNAP_ROWS_VERSION]);
+		result->rows = DatumGetInt64(values[SNAP_ROWS]);
+		result->bytes = DatumGetInt64(values[SNAP_BYTES]);
+		text_to_cstring_buffer(DatumGetTextPP(values[SNAP_ETAG]), result->etag,
 							   sizeof(result->etag));
-		result->parts = DatumGetInt32(values[8]);
-		result->created_at = DatumGetTimestampTz(values[9]);
+		result->parts = DatumGetInt32(values[SNAP_PARTS]);
+		result->created_at = DatumGetTimestampTz(values[SNAP_CREATED_AT]);
+		result->timeline = DatumGetInt64(values[SNAP_TIMELINE]);
 		found = true;
 	}
 	systable_endscan(scan);
@@ -239,13 +269,15 @@ void
 tsnap_record_upload_intent(const char *key)
 {
 	TsnapCatalogUser saved;
-	Oid			keyarg[1] = {TEXTOID};
-	Datum		keyval[1];
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
 
 	begin_write(&saved);
-	keyval[0] = CStringGetTextDatum(key);
-	exec_write("INSERT INTO tsnap.pending_deletes (key) VALUES ($1) "
-			   "ON CONFLICT DO NOTHING", 1, keyarg, keyval);
+	values[0] = CStringGetTextDatum(key);
+	values[1] = CStringGetTextDatum(tsnap_s3_endpoint);
+	values[2] = CStringGetTextDatum(tsnap_s3_bucket);
+	exec_write("INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+			   "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, argtypes, values);
 	SPI_finish();
 	tsnap_catalog_leave(&saved);
 }
@@ -286,9 +318,10 @@ apply_retention(Oid relid, const char *keep_key)
 							  "      (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3))"
 							  "  AND key OPERATOR(pg_catalog.<>) $4), "
 							  "r AS (DELETE FROM tsnap.snapshots s USING old"
-							  "      WHERE s.key OPERATOR(pg_catalog.=) old.key RETURNING s.key, s.rows_version) "
-							  "INSERT INTO tsnap.pending_deletes (key) "
-							  "SELECT key FROM r ORDER BY rows_version "
+							  "      WHERE s.key OPERATOR(pg_catalog.=) old.key"
+							  "      RETURNING s.key, s.endpoint, s.bucket, s.rows_version) "
+							  "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+							  "SELECT key, endpoint, bucket FROM r ORDER BY rows_version "
 							  "ON CONFLICT DO NOTHING",
 							  4, argtypes, values, nulls, false, 0) < 0)
 		elog(ERROR, "could not apply retention");
@@ -332,9 +365,9 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 					  TsnapSnapshotResult *result)
 {
 	TsnapCatalogUser saved;
-	Oid			argtypes[9] = {TEXTOID, REGCLASSOID, UUIDOID, INT8OID, TEXTOID,
-	INT8OID, INT8OID, TEXTOID, INT4OID};
-	Datum		values[9];
+	Oid			argtypes[12] = {TEXTOID, REGCLASSOID, UUIDOID, INT8OID, TEXTOID,
+		INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[12];
 	Oid			keyarg[1] = {TEXTOID};
 	Datum		keyval[1];
 	bool		inserted;
@@ -367,8 +400,10 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	if (stale_key && stale_key[0])
 	{
 		keyval[0] = CStringGetTextDatum(stale_key);
-		exec_write("WITH r AS (DELETE FROM tsnap.snapshots WHERE key OPERATOR(pg_catalog.=) $1 RETURNING key) "
-				   "INSERT INTO tsnap.pending_deletes (key) SELECT key FROM r "
+		exec_write("WITH r AS (DELETE FROM tsnap.snapshots WHERE key OPERATOR(pg_catalog.=) $1 "
+				   "RETURNING key, endpoint, bucket) "
+				   "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+				   "SELECT key, endpoint, bucket FROM r "
 				   "ON CONFLICT DO NOTHING", 1, keyarg, keyval);
 	}
 
@@ -381,11 +416,14 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	values[6] = Int64GetDatum(result->bytes);
 	values[7] = CStringGetTextDatum(result->etag);
 	values[8] = Int32GetDatum(result->parts);
+	values[9] = CStringGetTextDatum(tsnap_s3_endpoint);
+	values[10] = CStringGetTextDatum(tsnap_s3_bucket);
+	values[11] = Int64GetDatum((int64) GetWALInsertionTimeLine());
 	exec_write("INSERT INTO tsnap.snapshots (key, tbl, tracking_id, rows_version, "
-			   "fingerprint, rows, bytes, etag, parts) "
-			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-			   "ON CONFLICT (tbl, rows_version, fingerprint) DO NOTHING "
-			   "RETURNING " RESULT_COLUMNS, 9, argtypes, values);
+			   "fingerprint, rows, bytes, etag, parts, endpoint, bucket, timeline) "
+			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+			   "ON CONFLICT (tbl, rows_version, fingerprint, bucket, endpoint) DO NOTHING "
+			   "RETURNING " RESULT_COLUMNS, 12, argtypes, values);
 	inserted = (SPI_processed == 1);
 	keyval[0] = values[0];
 	if (inserted)
@@ -398,12 +436,11 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	else
 	{
 		/* its upload intent already queued the duplicate for deletion */
-		exec_write("INSERT INTO tsnap.pending_deletes (key) VALUES ($1) "
-				   "ON CONFLICT DO NOTHING", 1, keyarg, keyval);
 		exec_write("SELECT " RESULT_COLUMNS " FROM tsnap.snapshots "
 				   "WHERE tbl OPERATOR(pg_catalog.=) $2 AND rows_version OPERATOR(pg_catalog.=) $4 "
-				   "AND fingerprint OPERATOR(pg_catalog.=) $5",
-				   5, argtypes, values);
+				   "AND fingerprint OPERATOR(pg_catalog.=) $5 "
+				   "AND endpoint OPERATOR(pg_catalog.=) $10 AND bucket OPERATOR(pg_catalog.=) $11",
+				   11, argtypes, values);
 		if (SPI_processed != 1)
 			elog(ERROR, "conflicting snapshot of relation %u vanished", relid);
 		fill_result(result);

@@ -461,8 +461,10 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 	exec_catalog("DELETE FROM tsnap.version_shards WHERE tbl OPERATOR(pg_catalog.=) $1", relid);
 	exec_catalog("DELETE FROM tsnap.tracked_tables WHERE tbl OPERATOR(pg_catalog.=) $1", relid);
 	/* a later tsnap_track gets a new tracking_id, so these are never hits */
-	exec_catalog("WITH r AS (DELETE FROM tsnap.snapshots WHERE tbl OPERATOR(pg_catalog.=) $1 RETURNING key) "
-				 "INSERT INTO tsnap.pending_deletes (key) SELECT key FROM r "
+	exec_catalog("WITH r AS (DELETE FROM tsnap.snapshots WHERE tbl OPERATOR(pg_catalog.=) $1 "
+				 "RETURNING key, endpoint, bucket) "
+				 "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+				 "SELECT key, endpoint, bucket FROM r "
 				 "ON CONFLICT DO NOTHING", relid);
 	CommandCounterIncrement();
 	tsnap_targets_invalidate_family(relid);
@@ -698,9 +700,9 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone))), "
 					"r AS (DELETE FROM tsnap.snapshots "
 					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone)) "
-					"      RETURNING key), "
-					"q AS (INSERT INTO tsnap.pending_deletes (key) "
-					"      SELECT key FROM r ON CONFLICT DO NOTHING) "
+					"      RETURNING key, endpoint, bucket), "
+					"q AS (INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+					"      SELECT key, endpoint, bucket FROM r ON CONFLICT DO NOTHING) "
 					"SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
 					"       OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
 					"       pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
