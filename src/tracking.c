@@ -152,6 +152,27 @@ find_tracking_trigger(Oid relid, bool row, char *tgenabled)
 	return result;
 }
 
+/*
+ * Raise sqlerrcode with message if relid's triggers are still needed by a
+ * tracked table (relid itself or a relative): the guard for what a user may
+ * not do to tsnap's triggers.
+ */
+static void
+refuse_while_tracked(Oid relid, int sqlerrcode, const char *message)
+{
+	List	   *tracked = tsnap_tracked_among(tsnap_relatives(relid));
+
+	if (tracked == NIL)
+		return;
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg_internal("%s", message),
+			 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
+					   get_rel_name(linitial_oid(tracked))),
+			 errhint("Call tsnap_untrack(%s) first.",
+					 tsnap_relation_literal(linitial_oid(tracked)))));
+}
+
 static void
 run_ddl(const char *fmt, const char *target)
 {
@@ -304,19 +325,9 @@ tie_trigger_to_extension(Oid trigoid)
 	if (!ours)
 		return;
 	if (renamed)
-	{
-		List	   *tracked = tsnap_tracked_among(tsnap_relatives(tgrelid));
-
-		if (tracked != NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot rename tsnap's trigger on table \"%s\"",
-							get_rel_name(tgrelid)),
-					 errdetail("Table \"%s\" is tracked by tsnap, which keeps its triggers under their own names.",
-							   get_rel_name(linitial_oid(tracked))),
-					 errhint("Call tsnap_untrack(%s) first.",
-							 tsnap_relation_literal(linitial_oid(tracked)))));
-	}
+		refuse_while_tracked(tgrelid, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+							 psprintf(_("cannot rename tsnap's trigger on table \"%s\""),
+									  get_rel_name(tgrelid)));
 
 	values[0] = ObjectIdGetDatum(trigoid);
 	values[1] = ObjectIdGetDatum(extoid);
@@ -729,20 +740,10 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 	if (!tsnap_untracking())
 	{
 		foreach(lc, guarded)
-		{
-			Oid			relid = lfirst_oid(lc);
-			List	   *tracked = tsnap_tracked_among(tsnap_relatives(relid));
-
-			if (tracked != NIL)
-				ereport(ERROR,
-						(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-						 errmsg("cannot drop tsnap's triggers on table \"%s\"",
-								get_rel_name(relid)),
-						 errdetail("Table \"%s\" is tracked by tsnap; without the trigger its version would stop changing.",
-								   get_rel_name(linitial_oid(tracked))),
-						 errhint("Call tsnap_untrack(%s) first.",
-								 tsnap_relation_literal(linitial_oid(tracked)))));
-		}
+			refuse_while_tracked(lfirst_oid(lc),
+								 ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+								 psprintf(_("cannot drop tsnap's triggers on table \"%s\""),
+										  get_rel_name(lfirst_oid(lc))));
 	}
 
 	tsnap_catalog_leave(&saved);
