@@ -287,7 +287,7 @@ ensure_triggers(Oid tracked_relid, bool from_user_ddl, bool create_missing)
  * EXTENSION drops them without CASCADE.
  */
 static void
-tie_trigger_to_extension(Oid trigoid)
+tie_trigger_to_extension(Oid trigoid, bool renaming)
 {
 	Relation	tgrel;
 	SysScanDesc scan;
@@ -324,7 +324,7 @@ tie_trigger_to_extension(Oid trigoid)
 	table_close(tgrel, AccessShareLock);
 	if (!ours)
 		return;
-	if (renamed)
+	if (renaming && renamed)
 		refuse_while_tracked(tgrelid, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 							 psprintf(_("cannot rename tsnap's trigger on table \"%s\""),
 									  get_rel_name(tgrelid)));
@@ -648,7 +648,7 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	foreach(lc, trigoids)
-		tie_trigger_to_extension(lfirst_oid(lc));
+		tie_trigger_to_extension(lfirst_oid(lc), IsA(parsetree, RenameStmt));
 
 	/* our own CREATE TRIGGER and ALTER TABLE need no further checks */
 	if (!ensuring && relids != NIL)

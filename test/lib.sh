@@ -127,6 +127,7 @@ tsnap_start_cluster() {
 		echo "unix_socket_directories = '$TSNAP_WORK'"
 		echo "shared_preload_libraries = 'tsnap'"
 		echo "max_prepared_transactions = 10"
+		echo "tsnap.keep_for = 0"
 		echo "fsync = on"
 		if [ -n "${S3_ENDPOINT:-}" ]; then tsnap_s3_conf; fi
 		if [ -n "${1:-}" ]; then printf '%s\n' "$1"; fi

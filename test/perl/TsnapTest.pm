@@ -246,7 +246,7 @@ my @faultproxies;
 
 # start_faultproxy(faults => 'stall', methods => 'PUT', match => STR,
 #                  rate => 1, nth => '1,2', stall => SECONDS,
-#                  lifetime => SECONDS)
+#                  lifetime => SECONDS, fault_file => FILE)
 #
 # Start test/s3/faultproxy.pl in front of S3_ENDPOINT; returns a hash with
 # port, pid (its process group), endpoint (URL) and log (its request log:
@@ -261,9 +261,9 @@ sub start_faultproxy
 	my @cmd = ('perl', $script, '--upstream', $upstream,
 		'--port-file', "$dir/port", '--log', "$dir/log",
 		'--lifetime', $opts{lifetime} // 600);
-	for my $o (qw(faults methods match rate nth stall seed))
+	for my $o (qw(faults methods match rate nth stall seed fault_file))
 	{
-		push @cmd, "--$o", $opts{$o} if defined $opts{$o};
+		push @cmd, '--' . ($o =~ tr/_/-/r), $opts{$o} if defined $opts{$o};
 	}
 	my $pid = fork();
 	die "fork: $!" unless defined $pid;

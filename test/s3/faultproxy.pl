@@ -21,6 +21,7 @@
 #                         midreset stall slowreply (default 500,503,reset)
 #   --methods M,M,...     only requests with these methods can fault
 #   --match STR           only requests whose target contains STR can fault
+#   --fault-file FILE     only while FILE exists can requests fault
 #   --stall SECONDS       how long a stall or slowreply holds the connection
 #                         (default 60)
 #   --lifetime SECONDS    exit after this long, whatever happens (default 120)
@@ -39,7 +40,8 @@ use POSIX qw(setsid :sys_wait_h);
 my %o = (upstream => '127.0.0.1:7480', rate => 0, faults => '500,503,reset',
 	stall => 60, lifetime => 120, seed => time);
 GetOptions(\%o, 'upstream=s', 'port-file=s', 'rate=f', 'nth=s', 'faults=s',
-	'methods=s', 'match=s', 'stall=i', 'lifetime=i', 'seed=i', 'log=s')
+	'methods=s', 'match=s', 'stall=i', 'lifetime=i', 'seed=i', 'log=s',
+	'fault-file=s')
 	or die "bad options\n";
 
 my @kinds = split /,/, $o{faults};
@@ -146,7 +148,8 @@ sub handle {
 
 	my $fault = '';
 	my $eligible = (!%methods || $methods{$method})
-		&& (!defined $o{match} || index($target, $o{match}) >= 0);
+		&& (!defined $o{match} || index($target, $o{match}) >= 0)
+		&& (!defined $o{'fault-file'} || -e $o{'fault-file'});
 	if ($eligible && ($nth{$n} || ($o{rate} > 0 && rand() < $o{rate}))) {
 		$fault = $kinds[int(rand(@kinds))];
 	}

@@ -147,6 +147,12 @@ is_deeply([ snap('rls_t', user => 'towner') ], [ $rls_key, 't' ], 'no longer for
 ###########################################################################
 # (c) retention
 ###########################################################################
+# Objects are deleted at the endpoint they were written to, so this part
+# writes through a proxy whose DELETEs fail while a file exists.
+my $faulty = PostgreSQL::Test::Utils::tempdir() . '/faulty';
+my $p500 = start_faultproxy(methods => 'DELETE', faults => '500', rate => 1,
+	fault_file => $faulty, lifetime => 900);
+tsnap_reload($node, "tsnap.s3_endpoint = '$p500->{endpoint}'\n");
 $node->safe_psql('postgres', q{
 	CREATE TABLE ret_t (id int, v text);
 	SELECT tsnap_track('ret_t');
@@ -186,8 +192,7 @@ is_deeply([ sort(s3_list(table_prefix('ret_t'))) ], [ sort(@k[ 2, 3 ]) ],
 	'exactly the kept objects are under the table');
 
 # a failing delete is kept, with its error, and retried later
-my $p500 = start_faultproxy(methods => 'DELETE', faults => '500', rate => 1);
-tsnap_reload($node, "tsnap.s3_endpoint = '$p500->{endpoint}'\n");
+PostgreSQL::Test::Utils::append_to_file($faulty, '');
 push @k, new_version('ret_t');
 is_deeply(kept('ret_t'), [ @k[ 3, 4 ] ], 'failing delete: the catalog keeps the two newest');
 ok( poll_until(60, sub {
@@ -200,8 +205,7 @@ like($node->safe_psql('postgres', "SELECT last_error FROM tsnap.pending_deletes 
 like(slurp_file($p500->{log}), qr/DELETE 500 .*\Q$k[2]\E/, 'failing delete: the DELETE was attempted');
 ok(s3_exists($k[2]), 'failing delete: the object is still there');
 
-tsnap_reload($node, "tsnap.s3_endpoint = '$ENV{S3_ENDPOINT}'\n");
-stop_faultproxy($p500);
+unlink $faulty;
 new_version('other');
 ok(poll_until(60, sub { !s3_exists($k[2]) }),
 	'after the fault: a later snapshot (of another table) deletes the object');
@@ -274,6 +278,7 @@ my $puts = () = slurp_file($slow_first->{log}) =~ m{^\d+ PUT \S+ \S*/conc_t/}mg;
 diag("PUT requests for conc_t through the proxy: $puts (one stalled attempt and its retry per upload)");
 is_deeply([ snap('conc_t') ], [ $ckey, 't' ], 'concurrent callers: a later call is a hit');
 
+stop_faultproxy($p500);
 s3_delete_prefix("$node->{tsnap_prefix}/");
 
 done_testing();
