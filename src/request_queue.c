@@ -244,8 +244,8 @@ find_slot(const TsnapRequestParams *params, bool same_role_only)
 }
 
 /*
- * Under the lock: requests of dboid that are QUEUED or RUNNING, and workers
- * bound to dboid.
+ * Under the lock: does dboid have more QUEUED or RUNNING requests than
+ * workers bound to it?
  */
 static bool
 database_needs_worker(Oid dboid)
