@@ -23,7 +23,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(tsnap_node s3_get s3_exists s3_open_uploads s3_list aws_s3api
   psql_sqlstate poll_until tsnap_reload start_faultproxy stop_faultproxy
-  tsnap_sysid s3_delete_prefix start_psql finish_psql psql_ends_within);
+  tsnap_sysid s3_delete_prefix start_psql finish_psql psql_ends_within tsnap_standby);
 
 # tsnap_node(NAME, conf => EXTRA_CONF, endpoint => URL, allows_streaming => 1)
 sub tsnap_node
@@ -54,6 +54,20 @@ tsnap.key_prefix = '$prefix'
 	$node->safe_psql('postgres', 'CREATE EXTENSION tsnap');
 	$node->{tsnap_prefix} = $prefix;
 	return $node;
+}
+
+# tsnap_standby(PRIMARY, NAME): a streaming standby of PRIMARY (made with
+# allows_streaming => 1), started and caught up; it inherits the primary's
+# configuration, tsnap's included.
+sub tsnap_standby
+{
+	my ($primary, $name) = @_;
+	$primary->backup("${name}_backup");
+	my $standby = PostgreSQL::Test::Cluster->new($name);
+	$standby->init_from_backup($primary, "${name}_backup", has_streaming => 1);
+	$standby->start;
+	$primary->wait_for_catchup($standby);
+	return $standby;
 }
 
 # Run "aws s3api ARGS..." against the test server; returns (exit code,

@@ -67,11 +67,7 @@ ok(poll_until(30, sub { worker_pids($node) == 0 }), 'deadlock: the worker gave t
 ###########################################################################
 $node->safe_psql('postgres', 'INSERT INTO t VALUES (1, \'a\', \'b\')');
 my $key = $node->safe_psql('postgres', "SELECT tsnap_snapshot('t')");
-$node->backup('b');
-my $standby = PostgreSQL::Test::Cluster->new('nohang_standby');
-$standby->init_from_backup($node, 'b', has_streaming => 1);
-$standby->start;
-$node->wait_for_catchup($standby);
+my $standby = tsnap_standby($node, 'nohang_standby');
 is($standby->safe_psql('postgres', "SELECT tsnap_snapshot('t')"), $key,
 	'standby: a hit returns the primary\'s key');
 $node->safe_psql('postgres', 'INSERT INTO t VALUES (2, \'a\', \'b\')');

@@ -68,11 +68,7 @@ $primary->safe_psql('postgres', q{
 	CREATE TABLE other (id int); SELECT tsnap_track('other');
 });
 my $old = $primary->safe_psql('postgres', "SELECT tsnap_snapshot('t')");
-$primary->backup('b');
-my $standby = PostgreSQL::Test::Cluster->new('lagging_standby');
-$standby->init_from_backup($primary, 'b', has_streaming => 1);
-$standby->start;
-$primary->wait_for_catchup($standby);
+my $standby = tsnap_standby($primary, 'lagging_standby');
 is($standby->safe_psql('postgres', "SELECT tsnap_snapshot('t')"), $old,
 	'standby: a hit whose object exists');
 
