@@ -122,8 +122,8 @@ CREATE EVENT TRIGGER tsnap_sql_drop ON sql_drop
 
 /*
  * Snapshots.  One row per object tsnap uploaded and still keeps.  The key is
- * unique forever (it carries a random nonce); (tbl, rows_version,
- * fingerprint) identifies the content, so a hit is one index probe.
+ * unique forever (it carries a random nonce); a hit is one index range scan
+ * on (tbl, rows_version).
  *
  * This table is deliberately not dumped: after pg_restore into another
  * cluster, versions start over from what the restore wrote, and an old row
@@ -144,9 +144,13 @@ CREATE TABLE tsnap.snapshots (
 	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	endpoint	text NOT NULL,		-- where the object lives: tsnap.s3_endpoint
 	bucket		text NOT NULL,		-- and tsnap.s3_bucket when it was written
-	timeline	int8 NOT NULL,		-- the WAL timeline it was recorded on
-	CONSTRAINT snapshots_content_key UNIQUE (tbl, rows_version, fingerprint, bucket, endpoint)
+	timeline	int8 NOT NULL		-- the WAL timeline it was recorded on
 );
+-- not unique: the same content can be recorded again as a table's newest
+-- snapshot (a fingerprint that came back), while the older row awaits
+-- retention; tsnap_record_snapshot serializes recorders of a table
+CREATE INDEX snapshots_content_key
+	ON tsnap.snapshots (tbl, rows_version, fingerprint, bucket, endpoint);
 
 /*
  * Objects to delete from the bucket: snapshots past tsnap.keep_versions, and
@@ -161,6 +165,7 @@ CREATE TABLE tsnap.pending_deletes (
 	endpoint	text NOT NULL,
 	bucket		text NOT NULL,
 	queued_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	not_before	timestamptz NOT NULL DEFAULT pg_catalog.now(),	-- keep_for after an untrack or DROP
 	attempts	int4 NOT NULL DEFAULT 0,
 	last_error	text
 );

@@ -97,6 +97,7 @@ typedef struct WorkerEntry
 {
 	bool		in_use;
 	bool		started;
+	bool		finished;		/* its one request is answered */
 	pid_t		pid;
 	Oid			dboid;
 	int			slot;			/* request being served, or -1 */
@@ -262,8 +263,10 @@ database_needs_worker(Oid dboid)
 			queue->slots[i].params.dboid == dboid)
 			pending++;
 	}
+	/* a worker that answered its request only does housekeeping now */
 	for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)
-		if (queue->workers[i].in_use && queue->workers[i].dboid == dboid)
+		if (queue->workers[i].in_use && !queue->workers[i].finished &&
+			queue->workers[i].dboid == dboid)
 			serving++;
 	return pending > serving;
 }
@@ -306,6 +309,7 @@ ensure_worker(Oid my_dboid)
 	dboid = oldest->params.dboid;
 	queue->workers[entry].in_use = true;
 	queue->workers[entry].started = false;
+	queue->workers[entry].finished = false;
 	queue->workers[entry].pid = 0;
 	queue->workers[entry].dboid = dboid;
 	queue->workers[entry].slot = -1;
@@ -692,6 +696,7 @@ tsnap_queue_finish(int worker, const TsnapSnapshotResult *result,
 {
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
 	finish_locked(&queue->workers[worker], result, error);
+	queue->workers[worker].finished = true;
 	LWLockRelease(queue->lock);
 	ConditionVariableBroadcast(&queue->cv);
 }

@@ -35,6 +35,7 @@
 #include "utils/snapmgr.h"
 
 #include "tsnap.h"
+#include "settings.h"
 #include "s3_adapter.h"
 #include "snapshot.h"
 
@@ -74,14 +75,18 @@ tsnap_delete_pending(void)
 	 * recorded just as its table went (tsnap_record_snapshot checks, but
 	 * cannot lock out a concurrent DROP).
 	 */
-	if (SPI_execute("WITH r AS (DELETE FROM tsnap.snapshots s WHERE NOT EXISTS "
+	if (SPI_execute(psprintf("WITH gone AS (SELECT s.key FROM tsnap.snapshots s WHERE NOT EXISTS "
 					"  (SELECT FROM tsnap.tracked_tables t "
 					"   WHERE t.tbl OPERATOR(pg_catalog.=) s.tbl "
 					"   AND t.tracking_id OPERATOR(pg_catalog.=) s.tracking_id) "
-					"  RETURNING key, endpoint, bucket) "
-					"INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
-					"SELECT key, endpoint, bucket FROM r "
-					"ON CONFLICT DO NOTHING", false, 0) != SPI_OK_INSERT)
+					"  FOR UPDATE OF s SKIP LOCKED), "
+					"r AS (DELETE FROM tsnap.snapshots s USING gone "
+					"  WHERE s.key OPERATOR(pg_catalog.=) gone.key "
+					"  RETURNING s.key, s.endpoint, s.bucket) "
+					"INSERT INTO tsnap.pending_deletes (key, endpoint, bucket, not_before) "
+					"SELECT key, endpoint, bucket, " TSNAP_AFTER_KEEP_FOR_SQL " FROM r "
+					"ON CONFLICT DO NOTHING", tsnap_keep_for),
+					false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue snapshots of untracked tables");
 
 	/*
@@ -90,6 +95,7 @@ tsnap_delete_pending(void)
 	 * the snapshot, which our lock holds back until we are done.
 	 */
 	if (SPI_execute("SELECT key, endpoint, bucket FROM tsnap.pending_deletes "
+					"WHERE not_before OPERATOR(pg_catalog.<=) pg_catalog.now() "
 					"ORDER BY queued_at, key LIMIT " CppAsString2(DELETE_BATCH) " "
 					"FOR UPDATE SKIP LOCKED",
 					false, 0) != SPI_OK_SELECT)

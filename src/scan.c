@@ -285,6 +285,9 @@ begin_callers_part(CallersPart *cp, Oid roleid)
 						   SECURITY_RESTRICTED_OPERATION);
 	cp->save_nestlevel = NewGUCNestLevel();
 	tsnap_pin_output_settings();
+	/* waits here end when the callers leave (worker.c), not on a timer */
+	(void) set_config_option("lock_timeout", "0", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 }
 
 static void

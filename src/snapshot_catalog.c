@@ -50,6 +50,15 @@ get_int8(SPITupleTable *tt, int col)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
+static bool
+get_bool(SPITupleTable *tt, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tt->vals[0], tt->tupdesc, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
 /* RESULT_COLUMNS of the first row */
 static void
 fill_result(TsnapSnapshotResult *result)
@@ -70,6 +79,7 @@ fill_result(TsnapSnapshotResult *result)
 }
 
 #define RESULT_COLUMNS "key, rows_version, rows, bytes, etag, created_at, parts, timeline"
+#define RESULT_NCOLUMNS 8
 
 /* columns of tsnap.snapshots, as heap_deform_tuple numbers them */
 #define SNAPSHOTS_NATTS		13
@@ -181,8 +191,12 @@ tsnap_read_tracking(Oid relid, pg_uuid_t *tracking_id)
 /*
  * The uploaded snapshot of relid at (version, fingerprint) in the bucket
  * and endpoint tsnap is configured with now, if the latest committed state
- * of the catalog has one.  A snapshot written to another bucket (before
- * tsnap.s3_bucket was changed) is not there to be read.
+ * of the catalog has one and it is the table's newest snapshot there.  A
+ * snapshot written to another bucket (before tsnap.s3_bucket was changed)
+ * is not there to be read.  An older snapshot whose fingerprint has come
+ * back (a column renamed and renamed back) is not returned either:
+ * retention reckons from the newest snapshot, so only a key that is the
+ * newest when it is handed out is sure to stay readable for keep_for.
  */
 bool
 tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
@@ -194,6 +208,9 @@ tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 	ScanKeyData keys[2];
 	HeapTuple	tuple;
 	bool		found = false;
+	bool		higher = false;		/* a snapshot of a newer version */
+	bool		other = false;		/* another at this version ... */
+	TimestampTz other_created = 0;	/* ... made this late */
 
 	snapshots = open_catalog("snapshots");
 	if (snapshots == NULL)
@@ -201,33 +218,46 @@ tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 	latest = RegisterSnapshot(GetLatestSnapshot());
 	ScanKeyInit(&keys[0], 2, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(relid));
-	ScanKeyInit(&keys[1], 4, BTEqualStrategyNumber, F_INT8EQ,
+	ScanKeyInit(&keys[1], 4, BTGreaterEqualStrategyNumber, F_INT8GE,
 				Int64GetDatum(version));
 	scan = systable_beginscan(snapshots, catalog_index("snapshots_content_key"),
 							  true, latest, 2, keys);
-	while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
 		Datum		values[SNAPSHOTS_NATTS];
 		bool		nulls[SNAPSHOTS_NATTS];
-		char	   *fp;
+		TimestampTz created;
 
 		heap_deform_tuple(tuple, RelationGetDescr(snapshots), values, nulls);
-		fp = TextDatumGetCString(values[SNAP_FINGERPRINT]);
-		if (strcmp(fp, fingerprint) != 0 ||
-			memcmp(DatumGetUUIDP(values[SNAP_TRACKING_ID]), tracking_id,
+		if (memcmp(DatumGetUUIDP(values[SNAP_TRACKING_ID]), tracking_id,
 				   sizeof(pg_uuid_t)) != 0 ||
 			!text_equals(values[SNAP_ENDPOINT], tsnap_s3_endpoint) ||
 			!text_equals(values[SNAP_BUCKET], tsnap_s3_bucket))
 			continue;
+		if (DatumGetInt64(values[SNAP_ROWS_VERSION]) != version)
+		{
+			higher = true;
+			continue;
+		}
+		created = DatumGetTimestampTz(values[SNAP_CREATED_AT]);
+		if (!text_equals(values[SNAP_FINGERPRINT], fingerprint))
+		{
+			if (!other || created > other_created)
+				other_created = created;
+			other = true;
+			continue;
+		}
+		if (found && created <= result->created_at)
+			continue;
 		text_to_cstring_buffer(DatumGetTextPP(values[SNAP_KEY]), result->key,
 							   sizeof(result->key));
-		result->rows_version = DatumGetInt64(values[SNAP_ROWS_VERSION]);
+		result->rows_version = version;
 		result->rows = DatumGetInt64(values[SNAP_ROWS]);
 		result->bytes = DatumGetInt64(values[SNAP_BYTES]);
 		text_to_cstring_buffer(DatumGetTextPP(values[SNAP_ETAG]), result->etag,
 							   sizeof(result->etag));
 		result->parts = DatumGetInt32(values[SNAP_PARTS]);
-		result->created_at = DatumGetTimestampTz(values[SNAP_CREATED_AT]);
+		result->created_at = created;
 		result->timeline = DatumGetInt64(values[SNAP_TIMELINE]);
 		found = true;
 	}
@@ -235,7 +265,7 @@ tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 	UnregisterSnapshot(latest);
 	table_close(snapshots, AccessShareLock);
 
-	return found;
+	return found && !higher && !(other && other_created > result->created_at);
 }
 
 static void
@@ -317,8 +347,11 @@ apply_retention(Oid relid, const char *keep_key)
 							  "  AND GREATEST(superseded_at, created_at) OPERATOR(pg_catalog.<=)"
 							  "      (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3))"
 							  "  AND key OPERATOR(pg_catalog.<>) $4), "
-							  "r AS (DELETE FROM tsnap.snapshots s USING old"
+							  "locked AS (SELECT s.key, old.rows_version FROM tsnap.snapshots s, old"
 							  "      WHERE s.key OPERATOR(pg_catalog.=) old.key"
+							  "      FOR UPDATE OF s SKIP LOCKED), "
+							  "r AS (DELETE FROM tsnap.snapshots s USING locked"
+							  "      WHERE s.key OPERATOR(pg_catalog.=) locked.key"
 							  "      RETURNING s.key, s.endpoint, s.bucket, s.rows_version) "
 							  "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
 							  "SELECT key, endpoint, bucket FROM r ORDER BY rows_version "
@@ -381,8 +414,9 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	 */
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = UUIDPGetDatum(tracking_id);
+	/* and the row lock makes recorders of one table take turns */
 	exec_write("SELECT 1 FROM tsnap.tracked_tables WHERE tbl OPERATOR(pg_catalog.=) $1 "
-			   "AND tracking_id OPERATOR(pg_catalog.=) $2",
+			   "AND tracking_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
 			   2, argtypes + 1, values);
 	if (SPI_processed == 0)
 	{
@@ -419,32 +453,35 @@ tsnap_record_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 	values[9] = CStringGetTextDatum(tsnap_s3_endpoint);
 	values[10] = CStringGetTextDatum(tsnap_s3_bucket);
 	values[11] = Int64GetDatum((int64) GetWALInsertionTimeLine());
-	exec_write("INSERT INTO tsnap.snapshots (key, tbl, tracking_id, rows_version, "
-			   "fingerprint, rows, bytes, etag, parts, endpoint, bucket, timeline) "
-			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-			   "ON CONFLICT (tbl, rows_version, fingerprint, bucket, endpoint) DO NOTHING "
-			   "RETURNING " RESULT_COLUMNS, 12, argtypes, values);
-	inserted = (SPI_processed == 1);
-	keyval[0] = values[0];
+
+	/*
+	 * If the table's newest snapshot here already has this content (another
+	 * worker was quicker), it wins, and the upload intent keeps our copy
+	 * queued for deletion.  An older snapshot with this content (a
+	 * fingerprint that came back) does not: ours becomes the newest.
+	 */
+	exec_write("SELECT " RESULT_COLUMNS ", "
+			   "rows_version OPERATOR(pg_catalog.=) $4 AND fingerprint OPERATOR(pg_catalog.=) $5 "
+			   "FROM tsnap.snapshots "
+			   "WHERE tbl OPERATOR(pg_catalog.=) $2 AND tracking_id OPERATOR(pg_catalog.=) $3 "
+			   "AND endpoint OPERATOR(pg_catalog.=) $10 AND bucket OPERATOR(pg_catalog.=) $11 "
+			   "ORDER BY rows_version DESC, created_at DESC LIMIT 1",
+			   12, argtypes, values);
+	inserted = !(SPI_processed == 1 && get_bool(SPI_tuptable, RESULT_NCOLUMNS + 1));
 	if (inserted)
 	{
+		exec_write("INSERT INTO tsnap.snapshots (key, tbl, tracking_id, rows_version, "
+				   "fingerprint, rows, bytes, etag, parts, endpoint, bucket, timeline) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+				   "RETURNING " RESULT_COLUMNS, 12, argtypes, values);
 		fill_result(result);
 		/* recorded: no longer a candidate for deletion */
+		keyval[0] = values[0];
 		exec_write("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
 				   1, keyarg, keyval);
 	}
 	else
-	{
-		/* its upload intent already queued the duplicate for deletion */
-		exec_write("SELECT " RESULT_COLUMNS " FROM tsnap.snapshots "
-				   "WHERE tbl OPERATOR(pg_catalog.=) $2 AND rows_version OPERATOR(pg_catalog.=) $4 "
-				   "AND fingerprint OPERATOR(pg_catalog.=) $5 "
-				   "AND endpoint OPERATOR(pg_catalog.=) $10 AND bucket OPERATOR(pg_catalog.=) $11",
-				   11, argtypes, values);
-		if (SPI_processed != 1)
-			elog(ERROR, "conflicting snapshot of relation %u vanished", relid);
 		fill_result(result);
-	}
 
 	apply_retention(relid, result->key);
 

@@ -244,6 +244,12 @@ append_storage(StringInfo buf, Relation rel, bool *reads_others)
 					 errmsg("cannot snapshot table \"%s\" because \"%s\" is a foreign table",
 							RelationGetRelationName(rel), NameStr(form->relname)),
 					 errdetail("Writes to a foreign table fire no trigger in this database, so tsnap cannot tell when its rows change.")));
+		if (form->relpersistence == RELPERSISTENCE_UNLOGGED)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot snapshot table \"%s\" because \"%s\" is unlogged",
+							RelationGetRelationName(rel), NameStr(form->relname)),
+					 errdetail("A crash empties an unlogged table without firing any trigger, so its version could not follow its rows.")));
 		bound = SysCacheGetAttr(RELOID, tuple, Anum_pg_class_relpartbound,
 								&isnull);
 		appendStringInfo(buf, "storage %u %u %s\n", relid, form->relfilenode,

@@ -51,6 +51,7 @@
 #include "utils/syscache.h"
 
 #include "tsnap.h"
+#include "settings.h"
 
 PG_FUNCTION_INFO_V1(tsnap_track);
 PG_FUNCTION_INFO_V1(tsnap_untrack);
@@ -108,6 +109,12 @@ check_trackable(Relation rel)
 				 errmsg("cannot track \"%s\"", relname),
 				 errdetail_relkind_not_supported(relkind),
 				 errhint("Only tables and partitioned tables can be tracked.")));
+
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot track unlogged table \"%s\"", relname),
+				 errdetail("A crash empties an unlogged table without firing any trigger, so its version could not follow its rows.")));
 
 	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
@@ -278,11 +285,33 @@ ensure_triggers(Oid tracked_relid, bool from_user_ddl, bool create_missing)
 }
 
 /*
- * For a trigger a DDL command created or altered: if it is one of tsnap's
- * (by its function), make sure it keeps its name, which the drop guard in
- * tsnap_on_sql_drop goes by (a renamed trigger could otherwise be dropped
- * and tracking would stop silently), and record that it goes when the
- * extension goes.  Triggers on user tables cannot be extension members
+ * Is this pg_trigger row exactly a trigger tsnap_track installs: its
+ * function, its name, AFTER, every event, no column list, no WHEN clause?
+ */
+static bool
+trigger_intact(HeapTuple tuple)
+{
+	Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tuple);
+	bool		row = TRIGGER_FOR_ROW(trig->tgtype);
+	int16		wanted = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_DELETE |
+		TRIGGER_TYPE_UPDATE | (row ? TRIGGER_TYPE_ROW : TRIGGER_TYPE_TRUNCATE);
+
+	return trig->tgfoid == tsnap_trigger_function_oid() &&
+		trig->tgtype == wanted &&
+		strcmp(NameStr(trig->tgname),
+			   row ? TSNAP_ROW_TRIGGER_NAME : TSNAP_TRIGGER_NAME) == 0 &&
+		trig->tgattr.dim1 == 0 &&
+		heap_attisnull(tuple, Anum_pg_trigger_tgqual, NULL) &&
+		!OidIsValid(trig->tgconstraint);
+}
+
+/*
+ * For a trigger a DDL command created or altered: a trigger under tsnap's
+ * names on a table a tracked table needs must stay exactly tsnap's (CREATE
+ * OR REPLACE TRIGGER could swap its function or events), and tsnap's own
+ * trigger must keep its name, which the drop guard in tsnap_on_sql_drop goes
+ * by (a renamed trigger could otherwise be dropped and tracking would stop
+ * silently).  Then record that tsnap's trigger goes when the extension goes.  Triggers on user tables cannot be extension members
  * (pg_dump would skip them), so an automatic dependency does it: DROP
  * EXTENSION drops them without CASCADE.
  */
@@ -294,7 +323,8 @@ tie_trigger_to_extension(Oid trigoid, bool renaming)
 	ScanKeyData key;
 	HeapTuple	tuple;
 	bool		ours = false;
-	bool		renamed = false;
+	bool		named = false;
+	bool		intact = false;
 	Oid			tgrelid = InvalidOid;
 	Oid			extoid = get_extension_oid("tsnap", true);
 	ObjectAddress trigaddr;
@@ -315,16 +345,20 @@ tie_trigger_to_extension(Oid trigoid, bool renaming)
 		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tuple);
 
 		ours = trig->tgfoid == tsnap_trigger_function_oid();
-		renamed = strcmp(NameStr(trig->tgname),
-						 TRIGGER_FOR_ROW(trig->tgtype) ?
-						 TSNAP_ROW_TRIGGER_NAME : TSNAP_TRIGGER_NAME) != 0;
+		named = strcmp(NameStr(trig->tgname), TSNAP_TRIGGER_NAME) == 0 ||
+			strcmp(NameStr(trig->tgname), TSNAP_ROW_TRIGGER_NAME) == 0;
+		intact = trigger_intact(tuple);
 		tgrelid = trig->tgrelid;
 	}
 	systable_endscan(scan);
 	table_close(tgrel, AccessShareLock);
+	if (named && !intact)
+		refuse_while_tracked(tgrelid, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+							 psprintf(_("cannot replace tsnap's trigger on table \"%s\""),
+									  get_rel_name(tgrelid)));
 	if (!ours)
 		return;
-	if (renaming && renamed)
+	if (renaming && !named)
 		refuse_while_tracked(tgrelid, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 							 psprintf(_("cannot rename tsnap's trigger on table \"%s\""),
 									  get_rel_name(tgrelid)));
@@ -472,11 +506,11 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 	exec_catalog("DELETE FROM tsnap.version_shards WHERE tbl OPERATOR(pg_catalog.=) $1", relid);
 	exec_catalog("DELETE FROM tsnap.tracked_tables WHERE tbl OPERATOR(pg_catalog.=) $1", relid);
 	/* a later tsnap_track gets a new tracking_id, so these are never hits */
-	exec_catalog("WITH r AS (DELETE FROM tsnap.snapshots WHERE tbl OPERATOR(pg_catalog.=) $1 "
-				 "RETURNING key, endpoint, bucket) "
-				 "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
-				 "SELECT key, endpoint, bucket FROM r "
-				 "ON CONFLICT DO NOTHING", relid);
+	exec_catalog(psprintf("WITH r AS (DELETE FROM tsnap.snapshots WHERE tbl OPERATOR(pg_catalog.=) $1 "
+						  "RETURNING key, endpoint, bucket) "
+						  "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket, not_before) "
+						  "SELECT key, endpoint, bucket, " TSNAP_AFTER_KEEP_FOR_SQL " FROM r "
+						  "ON CONFLICT DO NOTHING", tsnap_keep_for), relid);
 	CommandCounterIncrement();
 	tsnap_targets_invalidate_family(relid);
 
@@ -701,7 +735,7 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 
 	SPI_connect();
-	if (SPI_execute("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects()), "
+	if (SPI_execute(psprintf("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects()), "
 					"gone AS (SELECT objid FROM d "
 					"         WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
 					"         AND objsubid OPERATOR(pg_catalog.=) 0), "
@@ -712,14 +746,15 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 					"r AS (DELETE FROM tsnap.snapshots "
 					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone)) "
 					"      RETURNING key, endpoint, bucket), "
-					"q AS (INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
-					"      SELECT key, endpoint, bucket FROM r ON CONFLICT DO NOTHING) "
+					"q AS (INSERT INTO tsnap.pending_deletes (key, endpoint, bucket, not_before) "
+					"      SELECT key, endpoint, bucket, " TSNAP_AFTER_KEEP_FOR_SQL " FROM r "
+					"      ON CONFLICT DO NOTHING) "
 					"SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
 					"       OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
 					"       pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
 					"FROM d WHERE object_type OPERATOR(pg_catalog.=) 'trigger' "
 					"AND address_names[3] OPERATOR(pg_catalog.=) ANY (ARRAY['" TSNAP_TRIGGER_NAME "', '"
-					TSNAP_ROW_TRIGGER_NAME "'])",
+					TSNAP_ROW_TRIGGER_NAME "'])", tsnap_keep_for),
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
 	for (row = 0; row < SPI_processed; row++)

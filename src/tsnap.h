@@ -35,6 +35,14 @@
  */
 #define TSNAP_VERSION_SHARDS	16
 
+/*
+ * tsnap.pending_deletes.not_before for the snapshots of a table that is
+ * untracked or dropped: a key handed out just before stays readable for
+ * tsnap.keep_for (a printf format taking keep_for in seconds).
+ */
+#define TSNAP_AFTER_KEEP_FOR_SQL \
+	"pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => %d)"
+
 /* settings.c */
 extern void tsnap_define_settings(void);
 

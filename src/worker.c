@@ -47,6 +47,7 @@
 #include "snapshot.h"
 
 #define ABANDON_CHECK_MS	100
+#define WORKER_LOCK_TIMEOUT	"10s"
 #define ABANDON_DIE_MS		2000
 
 static int	my_worker = -1;
@@ -220,6 +221,14 @@ tsnap_worker_main(Datum arg)
 	before_shmem_exit(abort_upload_at_exit, (Datum) 0);
 	pgstat_report_appname("tsnap worker");
 	abandon_timeout = RegisterTimeout(USER_TIMEOUT, check_abandoned);
+
+	/*
+	 * The worker's own catalog work (intents, records, retention) never
+	 * waits long for a lock; what waits on the caller's behalf is bounded by
+	 * the callers instead (scan.c lifts this for the caller's part).
+	 */
+	SetConfigOption("lock_timeout", WORKER_LOCK_TIMEOUT, PGC_SUSET,
+					PGC_S_SESSION);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "tsnap worker",
 								ALLOCSET_DEFAULT_SIZES);

@@ -114,6 +114,32 @@ is($node->safe_psql('postgres',
 	'1', 'the trigger keeps its name');
 ($state, $out, $err) = psql_sqlstate($node, 'DROP TRIGGER tsnap_tracking ON t');
 is($state, '2BP01', 'and cannot be dropped');
+($state, $out, $err) = psql_sqlstate($node, q{
+	CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+	CREATE OR REPLACE TRIGGER tsnap_tracking AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+		ON t FOR EACH STATEMENT EXECUTE FUNCTION noop();
+});
+is($state, '55000', 'nor replaced by another function');
+like($err, qr/cannot replace tsnap's trigger on table "t"/, 'replacing: says so');
+($state, $out, $err) = psql_sqlstate($node, q{
+	CREATE OR REPLACE TRIGGER tsnap_tracking AFTER INSERT
+		ON t FOR EACH STATEMENT EXECUTE FUNCTION tsnap.tracking_trigger();
+});
+is($state, '55000', 'nor replaced with fewer events');
+my $v = $node->safe_psql('postgres', "SELECT tsnap_version('t')");
+$node->safe_psql('postgres', "UPDATE t SET v = 'y'");
+is($node->safe_psql('postgres', "SELECT tsnap_version('t')"), $v + 1,
+	'the trigger still counts every write');
+
+# unlogged tables: a crash empties them without any trigger
+$node->safe_psql('postgres', 'CREATE UNLOGGED TABLE u (id int)');
+($state, $out, $err) = psql_sqlstate($node, "SELECT tsnap_track('u')");
+is($state, '0A000', 'an unlogged table cannot be tracked');
+like($err, qr/cannot track unlogged table "u"/, 'unlogged: says so');
+$node->safe_psql('postgres', 'ALTER TABLE cl SET UNLOGGED');
+($state, $out, $err) = psql_sqlstate($node, "SELECT tsnap_snapshot('cl')");
+is($state, '0A000', 'a tracked table made unlogged is refused');
+like($err, qr/cannot snapshot table "cl" because "cl" is unlogged/, 'made unlogged: says so');
 
 # a foreign partition: refused
 $node->safe_psql('postgres', q{

@@ -47,6 +47,48 @@ ok( poll_until(60, sub {
 	'keep_for: it is deleted once keep_for has passed');
 cmp_ok(time() - $superseded, '>=', 5, 'keep_for: not before');
 ok(s3_exists($k2), 'keep_for: the current object stays');
+
+# A fingerprint that comes back (a column renamed and renamed back) does not
+# make an old snapshot current again: it could be past keep_for already.
+$node->safe_psql('postgres', 'CREATE TABLE r (a int); SELECT tsnap_track(\'r\')');
+my $r1 = $node->safe_psql('postgres', "SELECT tsnap_snapshot('r')");
+$node->safe_psql('postgres', 'ALTER TABLE r RENAME a TO a2');
+$node->safe_psql('postgres', "SELECT tsnap_snapshot('r')");
+sleep 6;	# the first is now past keep_for, but no worker has run since
+$node->safe_psql('postgres', 'ALTER TABLE r RENAME a2 TO a');
+my $r3 = $node->safe_psql('postgres', "SELECT tsnap_snapshot('r')");
+isnt($r3, $r1, 'renamed back: not the old snapshot, which retention may delete');
+housekeeping_pass($node);
+ok(s3_exists($r3), 'renamed back: the key returned stays readable');
+
+# untracking does not delete a key handed out a moment ago
+$node->safe_psql('postgres', 'CREATE TABLE gone (id int); SELECT tsnap_track(\'gone\')');
+my $g = $node->safe_psql('postgres', "SELECT tsnap_snapshot('gone')");
+$node->safe_psql('postgres', "SELECT tsnap_untrack('gone'); SELECT tsnap_track('gone')");
+housekeeping_pass($node);
+ok(s3_exists($g), 'untrack: the object stays for keep_for');
+ok(poll_until(60, sub { housekeeping_pass($node); !s3_exists($g) }),
+	'untrack: and goes after');
+
+# A prepared DROP TABLE holds its table's snapshot rows, some of them due
+# for retention: retention skips them, and misses elsewhere are served.
+$node->safe_psql('postgres', 'CREATE TABLE h (id int); SELECT tsnap_track(\'h\')');
+for my $i (1 .. 3)
+{
+	$node->safe_psql('postgres', "INSERT INTO h VALUES ($i); SELECT tsnap_snapshot('h')");
+}
+sleep 6;	# the older ones are now due
+$node->safe_psql('postgres', "BEGIN; DROP TABLE h; PREPARE TRANSACTION 'hostage_drop'");
+for my $i (1 .. 3)
+{
+	my ($state, $out, $err) = psql_sqlstate($node, qq{
+		SET statement_timeout = '20s';
+		INSERT INTO other VALUES ($i);
+		SELECT tsnap_snapshot('other');
+	});
+	is($state, '', "a prepared DROP TABLE: miss $i elsewhere is served") or diag($err);
+}
+$node->safe_psql('postgres', "ROLLBACK PREPARED 'hostage_drop'");
 $node->stop;
 s3_delete_prefix("$node->{tsnap_prefix}/");
 
