@@ -444,9 +444,10 @@ wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 	return state;
 }
 
-static SlotState run_request(const TsnapRequestParams *params,
-							 bool same_role_only, TsnapSnapshotResult *result,
-							 TsnapRequestError *error, Oid *served_as);
+static SlotState submit_and_wait(const TsnapRequestParams *params,
+								 bool same_role_only,
+								 TsnapSnapshotResult *result,
+								 TsnapRequestError *error, Oid *served_as);
 
 /*
  * Submit a request (or join an equal one) and wait for its result.  The wait
@@ -470,7 +471,8 @@ tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
 	{
 		Oid			served_as;
 
-		state = run_request(params, same_role_only, result, &error, &served_as);
+		state = submit_and_wait(params, same_role_only, result, &error,
+								&served_as);
 		if (state != SLOT_FAILED || served_as == params->roleid || same_role_only)
 			break;
 		same_role_only = true;
@@ -485,12 +487,12 @@ tsnap_queue_run(const TsnapRequestParams *params, TsnapSnapshotResult *result)
 }
 
 /*
- * One submission (or join) and wait: tsnap_queue_run's body.
+ * One submission (or join) and wait, for tsnap_queue_run.
  */
 static SlotState
-run_request(const TsnapRequestParams *params, bool same_role_only,
-			TsnapSnapshotResult *result, TsnapRequestError *error,
-			Oid *served_as)
+submit_and_wait(const TsnapRequestParams *params, bool same_role_only,
+				TsnapSnapshotResult *result, TsnapRequestError *error,
+				Oid *served_as)
 {
 	int			idx;
 	uint64		generation;
