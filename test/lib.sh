@@ -78,12 +78,20 @@ tsnap_build_install() {
 	fi
 }
 
-# A TCP port nobody listens on, above 20000.
-tsnap_free_port() {
-	local p
+# tsnap_pick_port VAR: set VAR to a TCP port nobody listens on, below the
+# kernel's ephemeral range (so no outgoing connection can take it between
+# this check and the bind), and not picked before in this run.
+TSNAP_PORTS_GIVEN=" "
+tsnap_pick_port() {
+	local p low
+	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 	while :; do
-		p=$((20000 + RANDOM % 30000))
-		ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }
+		p=$((20000 + RANDOM % (low - 20000)))
+		case "$TSNAP_PORTS_GIVEN" in *" $p "*) continue ;; esac
+		ss -ltnH "sport = :$p" | grep -q . && continue
+		TSNAP_PORTS_GIVEN="$TSNAP_PORTS_GIVEN$p "
+		printf -v "$1" '%s' "$p"
+		return
 	done
 }
 
@@ -91,7 +99,10 @@ tsnap_free_port() {
 # S3_ACCESS, S3_SECRET (exported for the tests).
 tsnap_start_rgw() {
 	export RGWLAB_DIR=$TSNAP_WORK/rgw
-	export RGW_PORT=$(tsnap_free_port) MON_PORT=$(tsnap_free_port) MON_V1_PORT=$(tsnap_free_port)
+	tsnap_pick_port RGW_PORT
+	tsnap_pick_port MON_PORT
+	tsnap_pick_port MON_V1_PORT
+	export RGW_PORT MON_PORT MON_V1_PORT
 	export S3_ACCESS=${S3_ACCESS:-TSNAPACCESSKEY} S3_SECRET=${S3_SECRET:-TSNAPSECRETKEY0123456789}
 	export S3_BUCKET=${S3_BUCKET:-tsnap} S3_REGION=us-east-1
 	export S3_ENDPOINT=http://127.0.0.1:$RGW_PORT
@@ -116,7 +127,8 @@ EOF
 # Start a throwaway cluster with tsnap preloaded: sets PGHOST, PGPORT,
 # PGDATA (exported).  $1, if given, holds extra postgresql.conf lines.
 tsnap_start_cluster() {
-	export PGDATA=$TSNAP_WORK/pgdata PGHOST=$TSNAP_WORK PGPORT=$(tsnap_free_port)
+	tsnap_pick_port PGPORT
+	export PGDATA=$TSNAP_WORK/pgdata PGHOST=$TSNAP_WORK PGPORT
 	export PGUSER=$(tsnap_run_user) PGDATABASE=postgres
 	log "starting PostgreSQL on port $PGPORT"
 	as_pg initdb -D "$PGDATA" -A trust -U "$PGUSER" >"$TSNAP_WORK/initdb.log" 2>&1 ||
