@@ -43,6 +43,8 @@
 
 #include "tsnap.h"
 
+static int	pin_search_path(void);
+
 /*
  * The catalog's relation OIDs found so far in this backend.  Every hit and
  * every tracked write looks several up; two syscache probes each were a
@@ -143,7 +145,7 @@ tsnap_catalog_enter(TsnapCatalogUser *saved)
 	SetUserIdAndSecContext(owner, saved->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	saved->save_nestlevel = tsnap_pin_search_path();
+	saved->save_nestlevel = pin_search_path();
 	return true;
 }
 
@@ -160,8 +162,8 @@ tsnap_catalog_leave(TsnapCatalogUser *saved)
  * runs with more rights than its caller.  Returns the level, for
  * AtEOXact_GUC(false, level); transaction abort also undoes it.
  */
-int
-tsnap_pin_search_path(void)
+static int
+pin_search_path(void)
 {
 	int			nestlevel = NewGUCNestLevel();
 

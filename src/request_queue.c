@@ -34,7 +34,10 @@
  * the worker then waits, directly or through other sessions, for a lock
  * the caller holds, neither would ever move; so after deadlock_timeout the
  * caller follows pg_blocking_pids from its worker and raises 40P01 if it
- * finds itself.
+ * finds itself.  Only while the request prepares: that is when the worker
+ * takes locks on the caller's behalf, and pg_blocking_pids locks the whole
+ * lock table, too much to repeat every second of a long upload (the
+ * worker's own catalog work after the scan gives up on a lock_timeout).
  *
  * Slot lifetime: a slot is freed by whoever is last among its waiters and its
  * worker.  A caller that leaves (cancel, statement_timeout) drops a request
@@ -419,7 +422,7 @@ wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 			*result = s->result;
 		else if (state == SLOT_FAILED)
 			*error = s->error;
-		else if (state == SLOT_RUNNING && s->worker >= 0)
+		else if (state == SLOT_RUNNING && s->worker >= 0 && s->preparing)
 			worker_pid = queue->workers[s->worker].pid;
 		LWLockRelease(queue->lock);
 

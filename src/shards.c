@@ -14,10 +14,10 @@
  * and any shard row will do: a row locked by another writer is skipped for
  * the next one, and a row another writer updated first is re-read.  (A
  * prepared transaction, which could hold a row for as long as its owner
- * likes, never updates a shard: bump.c gives it a row of its own.)  A REPEATABLE
- * READ writer therefore never fails with a serialization error because of a
- * shard row, and the sum stays exact, since any snapshot that sees our
- * commit also sees the earlier one we built on.
+ * likes, never updates a shard: bump.c gives it a row of its own.)
+ * A REPEATABLE READ writer therefore never fails with a serialization error
+ * because of a shard row, and the sum stays exact, since any snapshot that
+ * sees our commit also sees the earlier one we built on.
  *
  * The row is written as the table's owner would write it, with no triggers
  * or constraints to fire (the catalog has none that an increment could

@@ -61,7 +61,6 @@ extern void tsnap_catalog_leave(TsnapCatalogUser *saved);
 extern bool tsnap_is_tracked(Oid relid);
 extern List *tsnap_tracked_among(List *relids);
 extern bool tsnap_push_snapshot_if_none(void);
-extern int	tsnap_pin_search_path(void);
 
 /* errors.c */
 extern char *tsnap_relation_literal(Oid relid);
