@@ -10,25 +10,30 @@ MODULE_big = tsnap
 OBJS = \
 	src/tsnap.o \
 	src/settings.o \
-	src/catalog.o \
-	src/errors.o \
-	src/inheritance.o \
-	src/targets.o \
-	src/shards.o \
-	src/bump.o \
-	src/version.o \
-	src/tracking.o \
-	src/s3_adapter.o \
-	src/credentials_file.o \
-	src/csv_encoder.o \
-	src/output_settings.o \
-	src/snapshot_key.o \
-	src/snapshot_catalog.o \
-	src/retention.o \
-	src/request_queue.o \
-	src/worker.o \
-	src/scan.o \
-	src/snapshot.o \
+	src/common/catalog.o \
+	src/common/error_transport.o \
+	src/common/errors.o \
+	src/common/relation_checks.o \
+	src/tracking/bump.o \
+	src/tracking/inheritance.o \
+	src/tracking/shards.o \
+	src/tracking/targets.o \
+	src/tracking/tracking.o \
+	src/tracking/version.o \
+	src/export/csv.o \
+	src/export/output_settings.o \
+	src/export/scan.o \
+	src/store/credentials_file.o \
+	src/store/store_s3.o \
+	src/ledger/key.o \
+	src/ledger/ledger.o \
+	src/ledger/lookup.o \
+	src/ledger/retention.o \
+	src/build/build.o \
+	src/jobs/pool.o \
+	src/jobs/queue.o \
+	src/jobs/worker.o \
+	src/snapshot/snapshot.o \
 	src/s3/s3_client.o \
 	src/s3/s3_error.o \
 	src/s3/s3_ops.o \

@@ -33,7 +33,6 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-#include "tsnap.h"
 #include "settings.h"
 
 char	   *tsnap_s3_endpoint = NULL;

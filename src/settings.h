@@ -35,4 +35,6 @@ extern int	tsnap_keep_versions;
 extern int	tsnap_keep_for;
 extern bool tsnap_verify_hits;
 
+extern void tsnap_define_settings(void);
+
 #endif							/* TSNAP_SETTINGS_H */

@@ -3,6 +3,9 @@
  * tsnap.c
  *	  Module entry point: settings, transaction callbacks, workers.
  *
+ * The code is in folders by concern; README.md ("Layout") draws them and
+ * the one way data flows between them.
+ *
  * tsnap is meant to be loaded through shared_preload_libraries, which is
  * what lets it reserve shared memory for its request queue and start
  * background workers.  Loaded any other way (on the first call of one of its
@@ -18,9 +21,10 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-#include "tsnap.h"
-#include "s3_adapter.h"
-#include "snapshot.h"
+#include "jobs/jobs.h"
+#include "settings.h"
+#include "store/store.h"
+#include "tracking/tracking.h"
 
 PG_MODULE_MAGIC;
 
@@ -37,9 +41,9 @@ _PG_init(void)
 	MarkGUCPrefixReserved("tsnap");
 
 	tsnap_register_xact_callbacks();
-	tsnap_s3_init();
+	tsnap_store_init();
 
 	/* the request queue needs shared memory, so only when preloaded */
 	if (process_shared_preload_libraries_in_progress)
-		tsnap_queue_request_shmem();
+		tsnap_jobs_request_shmem();
 }

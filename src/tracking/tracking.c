@@ -50,8 +50,9 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "tsnap.h"
-#include "settings.h"
+#include "common/common.h"
+#include "tracking/tracking.h"
+#include "ledger/ledger.h"
 
 PG_FUNCTION_INFO_V1(tsnap_track);
 PG_FUNCTION_INFO_V1(tsnap_untrack);
@@ -76,51 +77,13 @@ qualified_name(Oid relid)
 static Relation
 open_owned_relation(Oid relid)
 {
-	Relation	rel = try_relation_open(relid, ShareRowExclusiveLock);
-
-	if (rel == NULL)
-		tsnap_raise_no_relation(relid);
+	Relation	rel = tsnap_open_relation(relid, ShareRowExclusiveLock);
 
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER,
 					   get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
 	return rel;
-}
-
-/*
- * Raise a clear error for anything that cannot be tracked.
- */
-static void
-check_trackable(Relation rel)
-{
-	const char *relname = RelationGetRelationName(rel);
-	char		relkind = rel->rd_rel->relkind;
-
-	if (IsSystemRelation(rel))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("cannot track system catalog \"%s\"", relname),
-				 errdetail("System catalogs are changed by PostgreSQL itself, without firing triggers.")));
-
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("cannot track \"%s\"", relname),
-				 errdetail_relkind_not_supported(relkind),
-				 errhint("Only tables and partitioned tables can be tracked.")));
-
-	if (rel->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot track unlogged table \"%s\"", relname),
-				 errdetail("A crash empties an unlogged table without firing any trigger, so its version could not follow its rows.")));
-
-	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot track temporary table \"%s\"", relname),
-				 errdetail("Snapshots are built by background workers, which cannot read another session's temporary tables.")));
 }
 
 /*
@@ -397,6 +360,21 @@ exec_catalog(const char *sql, Oid relid)
 	SPI_finish();
 }
 
+/* Run sql with $1 = relids as oid[]. */
+static void
+exec_catalog_oids(const char *sql, List *relids)
+{
+	Oid			argtypes[1] = {OIDARRAYOID};
+	Datum		values[1] = {tsnap_oid_array(relids)};
+	int			rc;
+
+	SPI_connect();
+	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+	SPI_finish();
+}
+
 /*
  * tsnap_track(tbl regclass) RETURNS void
  *
@@ -410,12 +388,11 @@ tsnap_track(PG_FUNCTION_ARGS)
 	Relation	rel = open_owned_relation(relid);
 	TsnapCatalogUser saved;
 
-	check_trackable(rel);
+	tsnap_check_relation_kind(rel, TSNAP_USE_TRACK);
 	/* keep the lock; ALTER TABLE below refuses a relation we hold open */
 	table_close(rel, NoLock);
 
-	if (!tsnap_catalog_enter(&saved))
-		elog(ERROR, "tsnap catalog is missing");
+	tsnap_catalog_enter_or_raise(&saved);
 
 	if (tsnap_is_tracked(relid))
 	{
@@ -491,8 +468,7 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 	/* keep the lock; DROP TRIGGER below refuses a relation we hold open */
 	table_close(open_owned_relation(relid), NoLock);
 
-	if (!tsnap_catalog_enter(&saved))
-		elog(ERROR, "tsnap catalog is missing");
+	tsnap_catalog_enter_or_raise(&saved);
 
 	if (!tsnap_is_tracked(relid))
 	{
@@ -505,12 +481,7 @@ tsnap_untrack(PG_FUNCTION_ARGS)
 
 	exec_catalog("DELETE FROM tsnap.version_shards WHERE tbl OPERATOR(pg_catalog.=) $1", relid);
 	exec_catalog("DELETE FROM tsnap.tracked_tables WHERE tbl OPERATOR(pg_catalog.=) $1", relid);
-	/* a later tsnap_track gets a new tracking_id, so these are never hits */
-	exec_catalog(psprintf("WITH r AS (DELETE FROM tsnap.snapshots WHERE tbl OPERATOR(pg_catalog.=) $1 "
-						  "RETURNING key, endpoint, bucket) "
-						  "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket, not_before) "
-						  "SELECT key, endpoint, bucket, " TSNAP_AFTER_KEEP_FOR_SQL " FROM r "
-						  "ON CONFLICT DO NOTHING", tsnap_keep_for), relid);
+	tsnap_ledger_retire_tables(list_make1_oid(relid));
 	CommandCounterIncrement();
 	tsnap_targets_invalidate_family(relid);
 
@@ -717,10 +688,41 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
  * tracking trigger that a tracked table still needs cannot be dropped
  * (except by tsnap_untrack, or along with its table).
  */
+/*
+ * The relations the current DROP removed, in the caller's memory context.
+ */
+static List *
+dropped_tables(void)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	List	   *gone = NIL;
+	uint64		row;
+
+	SPI_connect();
+	if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects() "
+					"WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					"AND objsubid OPERATOR(pg_catalog.=) 0",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[row],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+		gone = lappend_oid(gone, DatumGetObjectId(d));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return gone;
+}
+
 Datum
 tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 {
 	TsnapCatalogUser saved;
+	List	   *gone;
 	List	   *guarded = NIL;
 	ListCell   *lc;
 	uint64		row;
@@ -734,27 +736,26 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 	if (!tsnap_catalog_enter(&saved))
 		PG_RETURN_VOID();
 
+	/* the tables that went: their tracking and their snapshots go too */
+	gone = dropped_tables();
+	if (gone != NIL)
+	{
+		exec_catalog_oids("DELETE FROM tsnap.version_shards "
+						  "WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)", gone);
+		exec_catalog_oids("DELETE FROM tsnap.tracked_tables "
+						  "WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)", gone);
+		tsnap_ledger_retire_tables(gone);
+	}
+
+	/* tsnap's triggers dropped from tables that stay */
 	SPI_connect();
-	if (SPI_execute(psprintf("WITH d AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects()), "
-					"gone AS (SELECT objid FROM d "
-					"         WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-					"         AND objsubid OPERATOR(pg_catalog.=) 0), "
-					"s AS (DELETE FROM tsnap.version_shards "
-					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone))), "
-					"t AS (DELETE FROM tsnap.tracked_tables "
-					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone))), "
-					"r AS (DELETE FROM tsnap.snapshots "
-					"      WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT objid FROM gone)) "
-					"      RETURNING key, endpoint, bucket), "
-					"q AS (INSERT INTO tsnap.pending_deletes (key, endpoint, bucket, not_before) "
-					"      SELECT key, endpoint, bucket, " TSNAP_AFTER_KEEP_FOR_SQL " FROM r "
-					"      ON CONFLICT DO NOTHING) "
-					"SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
+	if (SPI_execute("SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
 					"       OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
 					"       pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
-					"FROM d WHERE object_type OPERATOR(pg_catalog.=) 'trigger' "
+					"FROM pg_catalog.pg_event_trigger_dropped_objects() "
+					"WHERE object_type OPERATOR(pg_catalog.=) 'trigger' "
 					"AND address_names[3] OPERATOR(pg_catalog.=) ANY (ARRAY['" TSNAP_TRIGGER_NAME "', '"
-					TSNAP_ROW_TRIGGER_NAME "'])", tsnap_keep_for),
+					TSNAP_ROW_TRIGGER_NAME "'])",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
 	for (row = 0; row < SPI_processed; row++)

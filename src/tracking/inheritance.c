@@ -27,7 +27,8 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
-#include "tsnap.h"
+#include "common/common.h"
+#include "tracking/tracking.h"
 
 /*
  * Direct parents of relid (more than one only with multiple inheritance).

@@ -23,7 +23,8 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "tsnap.h"
+#include "common/common.h"
+#include "tracking/tracking.h"
 
 typedef struct TargetsEntry
 {

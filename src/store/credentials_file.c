@@ -31,7 +31,7 @@
 #include "lib/stringinfo.h"
 #include "storage/fd.h"
 
-#include "credentials_file.h"
+#include "store/credentials_file.h"
 
 #define PROFILE "default"
 

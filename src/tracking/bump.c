@@ -44,7 +44,8 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "tsnap.h"
+#include "common/common.h"
+#include "tracking/tracking.h"
 
 PG_FUNCTION_INFO_V1(tsnap_tracking_trigger);
 

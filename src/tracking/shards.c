@@ -40,11 +40,9 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "tsnap.h"
+#include "common/common.h"
+#include "tracking/tracking.h"
 
-#define Anum_shard_tbl		1
-#define Anum_shard_shard	2
-#define Anum_shard_bumps	3
 
 /*
  * One attempt to add n to row (tbl, shard).  With wait = false, a row locked

@@ -1,28 +1,31 @@
 /*-------------------------------------------------------------------------
  *
- * s3_adapter.c
- *	  The boundary between PostgreSQL and tsnap's plain-C S3 client.
+ * store_s3.c
+ *	  The object store (store.h) on S3: the boundary between PostgreSQL and
+ *	  tsnap's plain-C S3 client in src/s3/.
  *
  * This file turns tsnap's settings (and the credentials file, if one is
  * set: credentials_file.c) into a client configuration, lets the
  * client's waits notice PostgreSQL interrupts, and turns the client's error
  * values into ereport() with an SQLSTATE.  Nothing else on the PostgreSQL
- * side includes s3/s3.h's error details or builds a configuration.
+ * side includes s3/s3.h or builds a configuration.
  *
- * Ownership: a client comes from malloc, not palloc.  tsnap_s3_open ties it
- * to the current memory context through a reset callback, so the client
+ * Ownership: a client comes from malloc, not palloc.  tsnap_store_open ties
+ * it to the current memory context through a reset callback, so the client
  * lives exactly as long as that context, and an error anywhere frees it.
+ * A put stream (a multipart upload) is malloc'd too, and owned by whoever
+ * began it until finish or abort frees it.
  *
- * Interrupts: the client calls interrupt_pending() between 100 ms wait
- * slices and inside curl callbacks, where a longjmp would corrupt curl's
- * state.  So it only reads flags; once the client has unwound and returned
- * S3_ERR_INTERRUPTED, tsnap_s3_raise runs CHECK_FOR_INTERRUPTS, which
- * raises the cancel, timeout or shutdown error itself.  A process that is
+ * Interrupts: the client calls interrupt_pending() between its wait slices
+ * and inside curl callbacks, where a longjmp would corrupt curl's state.
+ * So it only reads flags; once the client has unwound and returned
+ * S3_ERR_INTERRUPTED, raise_error runs CHECK_FOR_INTERRUPTS, which raises
+ * the cancel, timeout or shutdown error itself.  A process that is
  * terminating (SIGTERM, fast shutdown, DROP DATABASE ... FORCE, an exit
  * callback) or whose postmaster died tells the client so: its cleanup
  * (aborting an upload) then gets one short try, and an upload left open is
- * aborted by a later worker's sweep (retention.c), so the process exits
- * within seconds even when S3 stalls.
+ * aborted by a later worker's sweep (ledger/retention.c), so the process
+ * exits within seconds even when S3 stalls.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,18 +36,34 @@
 #include "storage/pmsignal.h"
 #include "utils/memutils.h"
 
-#include "credentials_file.h"
-#include "tsnap.h"
+#include "s3/s3.h"
 #include "settings.h"
-#include "s3_adapter.h"
+#include "store/credentials_file.h"
+#include "store/store.h"
 
-typedef struct TsnapS3Handle
+/* room for every field of a tsnap_s3_error, with their labels */
+#define ERROR_TEXT_MAX	(sizeof(tsnap_s3_error) + 128)
+
+struct TsnapStore
 {
 	tsnap_s3_client *client;
+	char	   *bucket;			/* for messages */
 	MemoryContextCallback cb;
-} TsnapS3Handle;
+};
+
+struct TsnapPut
+{
+	TsnapStore *store;
+	tsnap_s3_upload *upload;
+};
+
+StaticAssertDecl(TSNAP_ETAG_MAX == sizeof(((tsnap_s3_upload_result *) 0)->etag),
+				 "store and S3 client disagree on the ETag size");
 
 static int	sqlstate_for(const tsnap_s3_error *err);
+static void raise_error(TsnapStore *store, const tsnap_s3_error *err,
+						int elevel);
+static const char *verb_for(const tsnap_s3_error *err);
 
 static bool
 is_set(const char *setting)
@@ -63,7 +82,7 @@ interrupt_pending(void *arg)
 static void
 release_client(void *arg)
 {
-	TsnapS3Handle *h = (TsnapS3Handle *) arg;
+	TsnapStore *h = (TsnapStore *) arg;
 
 	if (h->client)
 		tsnap_s3_client_free(h->client);
@@ -75,7 +94,7 @@ release_client(void *arg)
  * global init is not thread-safe and must run before any thread exists.
  */
 void
-tsnap_s3_init(void)
+tsnap_store_init(void)
 {
 	tsnap_s3_error err;
 
@@ -144,47 +163,215 @@ config_from_settings(tsnap_s3_config *config, TsnapCredentials *file_creds)
 	config->interrupt_arg = NULL;
 }
 
-/*
- * A client configured from the current settings, freed when the current
- * memory context is reset or deleted.  max_object_size caps uploads; 0
- * means S3's own limit.
- */
-tsnap_s3_client *
-tsnap_s3_open(uint64 max_object_size)
+/* Where objects go now: the configured endpoint ("" = AWS) and bucket. */
+const char *
+tsnap_store_endpoint(void)
 {
-	return tsnap_s3_open_at(max_object_size, NULL, NULL);
+	return tsnap_s3_endpoint ? tsnap_s3_endpoint : "";
+}
+
+const char *
+tsnap_store_bucket(void)
+{
+	return tsnap_s3_bucket ? tsnap_s3_bucket : "";
 }
 
 /*
- * The same, for the bucket and endpoint an object was written to (NULL:
- * the configured ones), with the configured credentials and timeouts.
+ * A store for the bucket and endpoint an object was written to (NULL: the
+ * configured ones), with the configured credentials and timeouts, freed
+ * when the current memory context is reset or deleted.  max_object_size
+ * caps uploads; 0 means S3's own limit.
  */
-tsnap_s3_client *
-tsnap_s3_open_at(uint64 max_object_size, const char *endpoint,
-				 const char *bucket)
+TsnapStore *
+tsnap_store_open(const char *endpoint, const char *bucket,
+				 int64 max_object_size)
 {
 	tsnap_s3_config config;
 	TsnapCredentials file_creds;
 	tsnap_s3_error err;
-	TsnapS3Handle *h;
+	TsnapStore *h;
 
 	config_from_settings(&config, &file_creds);
-	config.max_object_size = max_object_size;
+	config.max_object_size = (uint64) max_object_size;
 	if (endpoint)
 		config.endpoint = endpoint;
 	if (bucket)
 		config.bucket = bucket;
 
-	h = MemoryContextAllocZero(CurrentMemoryContext, sizeof(TsnapS3Handle));
+	h = MemoryContextAllocZero(CurrentMemoryContext, sizeof(TsnapStore));
+	h->bucket = pstrdup(config.bucket);
 	h->client = tsnap_s3_client_new(&config, &err);
 	/* the client keeps its own copies */
 	tsnap_wipe_credentials(&file_creds);
 	if (h->client == NULL)
-		tsnap_s3_raise(&err, ERROR);
+		raise_error(h, &err, ERROR);
 	h->cb.func = release_client;
 	h->cb.arg = h;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &h->cb);
-	return h->client;
+	return h;
+}
+
+/*
+ * Begin the object at key.  The stream is the caller's until finish or
+ * abort frees it.
+ */
+TsnapPut *
+tsnap_store_put_begin(TsnapStore *store, const char *key,
+					  const char *content_type)
+{
+	TsnapPut   *put;
+	tsnap_s3_error err;
+
+	put = MemoryContextAllocZero(GetMemoryChunkContext(store),
+								 sizeof(TsnapPut));
+	put->store = store;
+	put->upload = tsnap_s3_upload_begin(store->client, key, content_type,
+										&err);
+	if (put->upload == NULL)
+	{
+		pfree(put);
+		raise_error(store, &err, ERROR);
+	}
+	return put;
+}
+
+bool
+tsnap_store_put_write(TsnapPut *put, const char *data, size_t len)
+{
+	tsnap_s3_error err;
+
+	if (tsnap_s3_upload_write(put->upload, data, len, &err))
+		return true;
+	if (err.kind != S3_ERR_TOO_LARGE)
+		raise_error(put->store, &err, ERROR);
+	return false;
+}
+
+bool
+tsnap_store_put_finish(TsnapPut *put, TsnapPutResult *result)
+{
+	tsnap_s3_upload_result up;
+	tsnap_s3_error err;
+
+	if (!tsnap_s3_upload_finish(put->upload, &up, &err))
+	{
+		if (err.kind != S3_ERR_TOO_LARGE)
+			raise_error(put->store, &err, ERROR);
+		return false;
+	}
+	result->bytes = (int64) up.bytes;
+	result->parts = up.parts;
+	strlcpy(result->etag, up.etag, sizeof(result->etag));
+	tsnap_s3_upload_free(put->upload);
+	pfree(put);
+	return true;
+}
+
+/*
+ * Abort the stream (no object appears at its key) and free it.  Runs while
+ * an error is handled and from exit callbacks, so it never raises: a
+ * failure is a warning, and a later sweep aborts what is left open.
+ */
+void
+tsnap_store_put_abort(TsnapPut *put)
+{
+	tsnap_s3_error err;
+
+	if (!tsnap_s3_upload_abort(put->upload, &err))
+	{
+		char		text[ERROR_TEXT_MAX];
+
+		tsnap_s3_error_format(&err, text, sizeof(text));
+		ereport(WARNING,
+				(errmsg("could not abort an unfinished snapshot upload"),
+				 errdetail_internal("%s", text)));
+	}
+	tsnap_s3_upload_free(put->upload);
+	pfree(put);
+}
+
+/*
+ * Is there an object at key?  Raises on any failure but "not found".
+ */
+bool
+tsnap_store_exists(TsnapStore *store, const char *key)
+{
+	tsnap_s3_error err;
+	uint64		size;
+	char		etag[TSNAP_ETAG_MAX];
+
+	if (tsnap_s3_head_object(store->client, key, &size, etag, sizeof(etag),
+							 &err))
+		return true;
+	if (tsnap_s3_error_is_not_found(&err))
+		return false;
+	raise_error(store, &err, ERROR);
+	return false;				/* not reached */
+}
+
+/*
+ * Delete the object at key; true if it is gone (or was never there).  On
+ * failure, *failure says why (palloc'd); interrupts raise.
+ */
+bool
+tsnap_store_delete(TsnapStore *store, const char *key, char **failure)
+{
+	tsnap_s3_error err;
+	char		text[ERROR_TEXT_MAX];
+
+	if (tsnap_s3_delete_object(store->client, key, &err) ||
+		tsnap_s3_error_is_not_found(&err))
+		return true;
+	if (err.kind == S3_ERR_INTERRUPTED)
+		CHECK_FOR_INTERRUPTS();
+	tsnap_s3_error_format(&err, text, sizeof(text));
+	*failure = pstrdup(text);
+	return false;
+}
+
+static int
+collect_upload(const tsnap_s3_upload_info *upload, void *arg)
+{
+	List	  **list = (List **) arg;
+	TsnapOpenUpload *u = palloc(sizeof(TsnapOpenUpload));
+
+	u->key = pstrdup(upload->key);
+	u->upload_id = pstrdup(upload->upload_id);
+	*list = lappend(*list, u);
+	return 0;
+}
+
+/*
+ * The uploads open below prefix (TsnapOpenUpload *).  A failure is a
+ * warning and gives what was listed so far: the next sweep tries again.
+ */
+List *
+tsnap_store_list_uploads(TsnapStore *store, const char *prefix)
+{
+	List	   *uploads = NIL;
+	tsnap_s3_error err;
+
+	if (!tsnap_s3_list_multipart_uploads(store->client, prefix,
+										 collect_upload, &uploads, &err))
+		raise_error(store, &err, WARNING);
+	return uploads;
+}
+
+/*
+ * Abort an open upload; true if this call aborted it.  Failures other than
+ * "not found" are warnings.
+ */
+bool
+tsnap_store_abort_upload(TsnapStore *store, const TsnapOpenUpload *upload)
+{
+	tsnap_s3_error err;
+
+	if (tsnap_s3_abort_multipart_upload(store->client, upload->key,
+										upload->upload_id, &err))
+		return true;
+	if (!tsnap_s3_error_is_not_found(&err))
+		raise_error(store, &err, WARNING);
+	return false;
 }
 
 /*
@@ -218,15 +405,15 @@ sqlstate_for(const tsnap_s3_error *err)
 }
 
 /*
- * Report a client error at elevel.  An interruption first lets PostgreSQL
+ * Report a client error at elevel, naming the store's bucket.  An interruption first lets PostgreSQL
  * raise its own error (cancel, statement_timeout, terminate), so the user
  * sees the usual message.  The client's text never holds a secret or a
  * signature (s3.h), so it may go into the detail.
  */
-void
-tsnap_s3_raise(const tsnap_s3_error *err, int elevel)
+static void
+raise_error(TsnapStore *store, const tsnap_s3_error *err, int elevel)
 {
-	char		text[2048];
+	char		text[ERROR_TEXT_MAX];
 
 	if (err->kind == S3_ERR_INTERRUPTED && elevel >= ERROR)
 	{
@@ -242,9 +429,9 @@ tsnap_s3_raise(const tsnap_s3_error *err, int elevel)
 			(errcode(sqlstate_for(err)),
 			 err->key[0] ?
 			 errmsg("could not %s \"%s\" in bucket \"%s\"",
-					tsnap_s3_verb(err), err->key, tsnap_s3_bucket) :
+					verb_for(err), err->key, store->bucket) :
 			 errmsg("could not %s in bucket \"%s\"",
-					tsnap_s3_verb(err), tsnap_s3_bucket),
+					verb_for(err), store->bucket),
 			 errdetail_internal("%s", text),
 			 err->kind == S3_ERR_CURL ?
 			 errhint("Check tsnap.s3_endpoint and that the S3 server is reachable.") :
@@ -259,8 +446,8 @@ tsnap_s3_raise(const tsnap_s3_error *err, int elevel)
  * key, for messages such as "could not upload object ...".  Listings name a
  * prefix, not an object.
  */
-const char *
-tsnap_s3_verb(const tsnap_s3_error *err)
+static const char *
+verb_for(const tsnap_s3_error *err)
 {
 	static const struct
 	{

@@ -14,7 +14,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#include "tsnap.h"
+#include "common.h"
 
 /*
  * relid's schema-qualified name as a SQL literal, ready for a hint, or NULL
@@ -60,4 +60,17 @@ tsnap_raise_not_tracked(Oid relid)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("table \"%s\" is not tracked", relname),
 			 errhint("Call tsnap_track(%s) first.", literal)));
+}
+
+/*
+ * Raise 55000 for a database where the library is loaded but the extension
+ * is not installed.
+ */
+void
+tsnap_raise_no_extension(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("extension \"tsnap\" is not installed in this database"),
+			 errhint("Run CREATE EXTENSION tsnap in this database first.")));
 }

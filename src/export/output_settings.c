@@ -6,8 +6,8 @@
  * Type output depends on settings (DateStyle, TimeZone, ...), row order on
  * synchronize_seqscans, and a key must mean one content whoever asked.  So
  * the worker pins these values for each request, in the GUC nest level of
- * the caller's part of the request (scan.c), and they are part of every
- * fingerprint (snapshot_key.c): changing this list changes every key.
+ * the caller's part of the request (build/build.c), and they are part of
+ * every fingerprint (ledger/key.c): changing this list changes every key.
  * Byte-identity with COPY holds for a COPY run under these same settings.
  *
  * Planning the scan can run the table owner's code (a function in an index
@@ -21,7 +21,7 @@
 
 #include "utils/guc.h"
 
-#include "snapshot.h"
+#include "export/export.h"
 
 /* name, value as SHOW prints it */
 const char *const tsnap_output_settings[][2] = {

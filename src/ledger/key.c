@@ -1,12 +1,14 @@
 /*-------------------------------------------------------------------------
  *
- * snapshot_key.c
+ * key.c
  *	  Object keys and schema fingerprints.
  *
  * A key names one content forever.  Its layout is
  *
  *	 <tsnap.key_prefix>/<system identifier>/<database>/<schema>/<table>/
- *		 <tracking_id>/v<rows_version>-<fingerprint>-<nonce>.csv
+ *		 <tracking_id>/v<rows_version>-<fingerprint>-<nonce><suffix>
+ *
+ * where the suffix is the format's (".csv").
  *
  * - The system identifier separates clusters sharing a bucket, including a
  *	 pg_restore into a new cluster.
@@ -14,7 +16,8 @@
  *	 table with the same name (or untrack and track) never reuses a name.
  * - The fingerprint is a hash of the column names, attribute numbers and
  *	 types (with the labels of enums and the attributes of composites they
- *	 use), of the CSV format and output settings, and of the table's storage:
+ *	 use), of the format (its fingerprint tag) and the output settings, and
+ *	 of the table's storage:
  *	 the file node and partition bound of the table and of every partition or
  *	 inheritance child.  So any schema or format change gives a new key even
  *	 at the same version, and so do the changes of content that no trigger
@@ -54,11 +57,10 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
-#include "snapshot.h"
+#include "export/export.h"
+#include "common/common.h"
+#include "ledger/ledger.h"
 #include "settings.h"
-
-/* COPY's options, as the fingerprint records them */
-#define TSNAP_CSV_FORMAT	"csv;header;delimiter=,;quote=\";escape=\";null="
 
 /*
  * Fingerprints by relation OID, for the hit path.  Any relcache invalidation
@@ -72,6 +74,7 @@
 typedef struct FingerprintEntry
 {
 	Oid			relid;
+	const TsnapFormat *format;	/* the one it was computed for */
 	bool		reads_others;
 	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
 } FingerprintEntry;
@@ -101,7 +104,8 @@ fingerprint_inval(Datum arg, Oid relid)
 			hash_search(fingerprints, &e->relid, HASH_REMOVE, NULL);
 }
 
-static void compute_fingerprint(Relation rel, char *out, bool *reads_others);
+static void compute_fingerprint(Relation rel, const TsnapFormat *format,
+								char *out, bool *reads_others);
 
 /* an enum label renamed or a type altered: any cached fingerprint may be stale */
 static void
@@ -259,11 +263,12 @@ append_storage(StringInfo buf, Relation rel, bool *reads_others)
 }
 
 /*
- * Hex SHA-256 prefix of the columns (names, types with modifiers, in order)
- * and of the CSV format.  out needs TSNAP_FINGERPRINT_LEN + 1 bytes.
+ * Hex SHA-256 prefix of the columns (names, types with modifiers, in order),
+ * the table's storage, the format and the output settings.  out needs
+ * TSNAP_FINGERPRINT_LEN + 1 bytes.
  */
 void
-tsnap_fingerprint(Relation rel, char *out)
+tsnap_fingerprint(Relation rel, const TsnapFormat *format, char *out)
 {
 	Oid			relid = RelationGetRelid(rel);
 	FingerprintEntry *e;
@@ -282,13 +287,14 @@ tsnap_fingerprint(Relation rel, char *out)
 		CacheRegisterSyscacheCallback(TYPEOID, fingerprint_type_inval, (Datum) 0);
 	}
 	e = hash_search(fingerprints, &relid, HASH_FIND, &found);
-	if (e == NULL)
+	if (e == NULL || e->format != format)
 	{
 		char		fp[TSNAP_FINGERPRINT_LEN + 1];
 		bool		reads_others = false;
 
-		compute_fingerprint(rel, fp, &reads_others);
+		compute_fingerprint(rel, format, fp, &reads_others);
 		e = hash_search(fingerprints, &relid, HASH_ENTER, &found);
+		e->format = format;
 		e->reads_others = reads_others;
 		memcpy(e->fingerprint, fp, sizeof(fp));
 	}
@@ -296,7 +302,8 @@ tsnap_fingerprint(Relation rel, char *out)
 }
 
 static void
-compute_fingerprint(Relation rel, char *out, bool *reads_others)
+compute_fingerprint(Relation rel, const TsnapFormat *format, char *out,
+					bool *reads_others)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	StringInfoData buf;
@@ -305,7 +312,7 @@ compute_fingerprint(Relation rel, char *out, bool *reads_others)
 	int			i;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "%s;encoding=%s\n", TSNAP_CSV_FORMAT,
+	appendStringInfo(&buf, "%s;encoding=%s\n", format->fingerprint_tag,
 					 GetDatabaseEncodingName());
 	for (i = 0; tsnap_output_settings[i][0]; i++)
 		appendStringInfo(&buf, "%s=%s\n", tsnap_output_settings[i][0],
@@ -362,12 +369,12 @@ tsnap_cluster_key_prefix(void)
 
 /*
  * The key for a new snapshot of relid; see the file header.  out needs
- * TSNAP_KEY_MAX bytes.  Raises 54000 if the names make it longer than S3's
- * 1024-byte limit.
+ * TSNAP_KEY_SIZE bytes.  Raises 54000 if the names make it longer than the
+ * object store allows.
  */
 void
 tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id, int64 version,
-				const char *fingerprint, char *out)
+				const char *fingerprint, const TsnapFormat *format, char *out)
 {
 	StringInfoData buf;
 	uint8		nonce[8];
@@ -378,9 +385,7 @@ tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 	int			i;
 
 	if (relname == NULL || nspname == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
+		tsnap_raise_no_relation(relid);
 	if (!pg_strong_random(nonce, sizeof(nonce)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -402,14 +407,14 @@ tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 			appendStringInfoChar(&buf, '-');
 		appendStringInfo(&buf, "%02x", tracking_id->data[i]);
 	}
-	appendStringInfo(&buf, "/v" INT64_FORMAT "-%s-%s.csv",
-					 version, fingerprint, nonce_hex);
+	appendStringInfo(&buf, "/v" INT64_FORMAT "-%s-%s%s",
+					 version, fingerprint, nonce_hex, format->suffix);
 
-	if (buf.len >= TSNAP_KEY_MAX)
+	if (buf.len > TSNAP_OBJECT_KEY_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("object key for table \"%s\" would be longer than 1024 bytes",
-						relname),
+				 errmsg("object key for table \"%s\" would be longer than %d bytes",
+						relname, TSNAP_OBJECT_KEY_MAX),
 				 errhint("Shorten tsnap.key_prefix.")));
 	memcpy(out, buf.data, buf.len + 1);
 	pfree(buf.data);

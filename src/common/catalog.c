@@ -29,7 +29,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/value.h"
@@ -41,7 +40,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "tsnap.h"
+#include "common.h"
 
 static int	pin_search_path(void);
 
@@ -111,6 +110,20 @@ tsnap_catalog_relid(const char *relname)
 }
 
 /*
+ * OID of index tsnap.<indexname>; raises if the extension is there but the
+ * index is not (a damaged install).
+ */
+Oid
+tsnap_catalog_index(const char *indexname)
+{
+	Oid			indexid = tsnap_catalog_relid(indexname);
+
+	if (!OidIsValid(indexid))
+		elog(ERROR, "index tsnap.%s is missing", indexname);
+	return indexid;
+}
+
+/*
  * OID of tsnap.tracking_trigger(), or InvalidOid when absent.
  */
 Oid
@@ -149,6 +162,17 @@ tsnap_catalog_enter(TsnapCatalogUser *saved)
 	return true;
 }
 
+/*
+ * The same, for work that cannot be done without the extension: raises
+ * 55000 when it is not installed in this database.
+ */
+void
+tsnap_catalog_enter_or_raise(TsnapCatalogUser *saved)
+{
+	if (!tsnap_catalog_enter(saved))
+		tsnap_raise_no_extension();
+}
+
 void
 tsnap_catalog_leave(TsnapCatalogUser *saved)
 {
@@ -174,62 +198,19 @@ pin_search_path(void)
 }
 
 /*
- * The members of relids that are tracked, as a list allocated in the caller's
- * memory context.  The caller must be inside tsnap_catalog_enter.  The query
- * runs in SPI's read-write mode so that it sees what the current command
- * itself just changed (tsnap_untrack, DDL in event triggers).
+ * relids as an oid[] datum, for SQL that takes "= ANY ($1)".
  */
-List *
-tsnap_tracked_among(List *relids)
+Datum
+tsnap_oid_array(List *relids)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	List	   *result = NIL;
-	Datum	   *elems;
-	ArrayType  *arr;
-	Oid			argtypes[1] = {REGCLASSARRAYOID};
-	Datum		values[1];
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(relids), 1));
 	ListCell   *lc;
-	int			i = 0;
-	uint64		row;
+	int			n = 0;
 
-	if (relids == NIL)
-		return NIL;
-
-	elems = palloc(sizeof(Datum) * list_length(relids));
 	foreach(lc, relids)
-		elems[i++] = ObjectIdGetDatum(lfirst_oid(lc));
-	arr = construct_array(elems, i, REGCLASSOID, sizeof(Oid), true,
-						  TYPALIGN_INT);
-	values[0] = PointerGetDatum(arr);
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT tbl FROM tsnap.tracked_tables "
-							  "WHERE tbl OPERATOR(pg_catalog.=) ANY ($1)",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tsnap.tracked_tables");
-
-	for (row = 0; row < SPI_processed; row++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[row],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old = MemoryContextSwitchTo(callercxt);
-
-		result = lappend_oid(result, DatumGetObjectId(d));
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
-
-	return result;
-}
-
-/*
- * Is relid itself tracked?  The caller must be inside tsnap_catalog_enter.
- */
-bool
-tsnap_is_tracked(Oid relid)
-{
-	return tsnap_tracked_among(list_make1_oid(relid)) != NIL;
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid),
+										   true, TYPALIGN_INT));
 }
 
 /*

@@ -3,19 +3,17 @@
  * snapshot.c
  *	  SQL entry points: tsnap_snapshot and tsnap_snapshot_info.
  *
+ * This folder is the top of tsnap's snapshot side: it calls common/ (the
+ * checks), tracking/ (the version), ledger/ (keys, the hit path), store/
+ * (verifying a hit) and jobs/ (a miss), and nothing calls it.
+ *
  * The caller's side of a snapshot.  Everything that can be decided without
  * a worker is decided here, in the caller's transaction: the table must be
  * tracked, the caller must be allowed to read all of it, and the worker must
  * be able to see what the caller sees.  Then a hit (current version and
  * fingerprint already uploaded) is one catalog probe: no table row is read
  * and no request is sent, unless tsnap.verify_hits asks for a HEAD.  A miss
- * goes through the request queue to a worker.
- *
- * Row-level security: a snapshot is shared by every caller of the same
- * table, so a table whose policies apply to the caller is refused, on hits
- * as on misses.  Keying by role would not be enough, because policies often
- * depend on session settings (current_setting('app.tenant')) that a worker
- * cannot reproduce.
+ * goes through jobs/ to a worker.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,76 +34,15 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
-#include "tsnap.h"
+#include "common/common.h"
+#include "jobs/jobs.h"
+#include "ledger/ledger.h"
 #include "settings.h"
-#include "s3_adapter.h"
-#include "snapshot.h"
+#include "store/store.h"
+#include "tracking/tracking.h"
 
 PG_FUNCTION_INFO_V1(tsnap_snapshot);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_info);
-
-/*
- * Raise 42501 unless the current user may read every column of rel, as
- * SELECT * FROM schema.rel would require: USAGE on the schema and SELECT
- * on the table or on every column.  A hit checks exactly what the scan
- * would.
- */
-void
-tsnap_check_select(Relation rel)
-{
-	Oid			relid = RelationGetRelid(rel);
-	Oid			nspid = RelationGetNamespace(rel);
-
-	if (pg_namespace_aclcheck(nspid, GetUserId(), ACL_USAGE) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_SCHEMA,
-					   get_namespace_name(nspid));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
-								  ACLMASK_ALL) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s",
-						RelationGetRelationName(rel)),
-				 errdetail("A snapshot contains every column, so it needs SELECT on all of them.")));
-}
-
-/*
- * Raise 0A000 if row-level security applies to the current user on rel.
- */
-void
-tsnap_check_rls(Relation rel)
-{
-	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot snapshot table \"%s\" because row-level security applies to role \"%s\"",
-						RelationGetRelationName(rel),
-						GetUserNameFromId(GetUserId(), false)),
-				 errdetail("A snapshot is shared by every role that may read the whole table."),
-				 errhint("Call tsnap_snapshot as the table owner or a role with BYPASSRLS.")));
-}
-
-/*
- * Raise 42809 or 0A000 for relations that can never be snapshotted; the
- * same rules as tsnap_track.
- */
-static void
-check_snapshottable(Relation rel)
-{
-	char		relkind = rel->rd_rel->relkind;
-
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("cannot snapshot \"%s\"", RelationGetRelationName(rel)),
-				 errdetail_relkind_not_supported(relkind),
-				 errhint("Only tracked tables and partitioned tables can be snapshotted.")));
-	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot snapshot temporary table \"%s\"",
-						RelationGetRelationName(rel))));
-}
 
 /*
  * The worker cannot see this transaction's writes, and would wait forever
@@ -148,25 +85,6 @@ check_worker_can_see(Relation rel)
 }
 
 /*
- * Is the hit's object still in the bucket?
- */
-static bool
-object_exists(const char *key)
-{
-	tsnap_s3_client *client = tsnap_s3_open(0);
-	tsnap_s3_error err;
-	uint64		size;
-	char		etag[TSNAP_ETAG_MAX];
-
-	if (tsnap_s3_head_object(client, key, &size, etag, sizeof(etag), &err))
-		return true;
-	if (tsnap_s3_error_is_not_found(&err))
-		return false;
-	tsnap_s3_raise(&err, ERROR);
-	return false;				/* not reached */
-}
-
-/*
  * Keys whose objects this backend has seen in the bucket (see
  * hit_needs_check); dropped whole once it holds VERIFIED_MAX of them.
  */
@@ -204,8 +122,8 @@ remember_verified(const char *key)
 
 		if (verified)
 			hash_destroy(verified);
-		ctl.keysize = TSNAP_KEY_MAX;
-		ctl.entrysize = TSNAP_KEY_MAX;
+		ctl.keysize = TSNAP_KEY_SIZE;
+		ctl.entrysize = TSNAP_KEY_SIZE;
 		verified = hash_create("tsnap verified hits", 64, &ctl,
 							   HASH_ELEM | HASH_STRINGS);
 	}
@@ -218,19 +136,17 @@ snapshot_of(Oid relid, TsnapSnapshotResult *result)
 	Relation	rel;
 	pg_uuid_t	tracking_id;
 	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
-	TsnapRequestParams params;
+	TsnapBuildRequest request;
 	int64		version;
 
-	if (!tsnap_queue_available())
+	if (!tsnap_jobs_available())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tsnap must be loaded through shared_preload_libraries to build snapshots"),
 				 errhint("Add tsnap to shared_preload_libraries in postgresql.conf and restart the server.")));
 
-	rel = try_relation_open(relid, AccessShareLock);
-	if (rel == NULL)
-		tsnap_raise_no_relation(relid);
-	check_snapshottable(rel);
+	rel = tsnap_open_relation(relid, AccessShareLock);
+	tsnap_check_relation_kind(rel, TSNAP_USE_SNAPSHOT);
 	tsnap_check_select(rel);
 	tsnap_check_rls(rel);
 
@@ -238,14 +154,15 @@ snapshot_of(Oid relid, TsnapSnapshotResult *result)
 	if (version < 0)
 		tsnap_raise_not_tracked(relid);
 	check_worker_can_see(rel);
-	tsnap_fingerprint(rel, fingerprint);
+	tsnap_fingerprint(rel, &tsnap_format_csv, fingerprint);
 
-	memset(&params, 0, sizeof(params));
+	memset(&request, 0, sizeof(request));
 	if (tsnap_lookup_snapshot(relid, &tracking_id, version, fingerprint, result))
 	{
 		bool		check = hit_needs_check(result);
 
-		if (!check || object_exists(result->key))
+		if (!check ||
+			tsnap_store_exists(tsnap_store_open(NULL, NULL, 0), result->key))
 		{
 			if (check && !tsnap_verify_hits)
 				remember_verified(result->key);
@@ -254,7 +171,7 @@ snapshot_of(Oid relid, TsnapSnapshotResult *result)
 			return;
 		}
 		/* gone from the bucket: build anew, and retire the stale row */
-		strlcpy(params.stale_key, result->key, sizeof(params.stale_key));
+		strlcpy(request.stale_key, result->key, sizeof(request.stale_key));
 	}
 
 	/* workers start only once recovery has finished: never wait for one */
@@ -263,17 +180,17 @@ snapshot_of(Oid relid, TsnapSnapshotResult *result)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot build a snapshot of table \"%s\" during recovery",
 						RelationGetRelationName(rel)),
-				 params.stale_key[0] ?
+				 request.stale_key[0] ?
 				 errdetail("This server is a standby; the snapshot the primary built at this version is no longer in the bucket.") :
 				 errdetail("This server is a standby; it answers from snapshots the primary built, and this version has none."),
 				 errhint("Call tsnap_snapshot on the primary.")));
 
-	params.dboid = MyDatabaseId;
-	params.relid = relid;
-	params.roleid = GetUserId();
-	params.min_version = version;
-	params.max_bytes = (int64) tsnap_max_snapshot_size * 1024;
-	tsnap_queue_run(&params, result);
+	request.dboid = MyDatabaseId;
+	request.relid = relid;
+	request.roleid = GetUserId();
+	request.min_version = version;
+	request.max_bytes = (int64) tsnap_max_snapshot_size * 1024;
+	tsnap_jobs_run(&request, result);
 	table_close(rel, NoLock);
 }
 

@@ -1,0 +1,67 @@
+/*-------------------------------------------------------------------------
+ *
+ * export.h
+ *	  Turning a table's rows into the bytes of an object: the format
+ *	  interface and the CSV format (csv.c), the settings those bytes depend
+ *	  on (output_settings.c), and the scan that runs an SPI cursor through a
+ *	  format into a sink (scan.c).
+ *
+ * Export knows nothing of keys, requests or where the bytes go: a sink is
+ * a callback.  This folder calls common/ only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSNAP_EXPORT_H
+#define TSNAP_EXPORT_H
+
+#include "access/tupdesc.h"
+#include "lib/stringinfo.h"
+#include "utils/relcache.h"
+
+/*
+ * A format: how rows become bytes, and what an object in it is called.
+ * The fingerprint tag names every option that changes the bytes, so that
+ * a key covers them (ledger/key.c).
+ */
+typedef struct TsnapFormat
+{
+	const char *name;
+	const char *content_type;	/* the object's Content-Type */
+	const char *suffix;			/* ends the object's key */
+	const char *fingerprint_tag;
+	/* state for rows of tupdesc, allocated in the current memory context */
+	void	   *(*begin) (TupleDesc tupdesc);
+	void		(*header) (void *state, StringInfo out);
+	void		(*row) (void *state, const Datum *values, const bool *nulls,
+						StringInfo out);
+} TsnapFormat;
+
+/* csv.c: byte for byte what COPY ... TO (FORMAT csv, HEADER) writes */
+extern const TsnapFormat tsnap_format_csv;
+
+/* output_settings.c */
+extern const char *const tsnap_output_settings[][2];
+extern void tsnap_pin_output_settings(void);
+extern void tsnap_check_output_settings(const char *relname);
+
+/*
+ * scan.c.  A sink takes the bytes as they are made; it raises to stop the
+ * scan.  It is called with at most TSNAP_SCAN_CHUNK bytes gathered, and
+ * once more at the end.
+ */
+#define TSNAP_SCAN_CHUNK	(256 * 1024)
+
+typedef struct TsnapSink
+{
+	void		(*write) (void *arg, const char *data, size_t len,
+						  int64 rows_so_far);
+	void	   *arg;
+} TsnapSink;
+
+typedef struct TsnapScan TsnapScan;
+
+extern TsnapScan *tsnap_scan_open(Relation rel);
+extern int64 tsnap_scan_run(TsnapScan *scan, const TsnapFormat *format,
+							const TsnapSink *sink);
+
+#endif							/* TSNAP_EXPORT_H */

@@ -1,0 +1,336 @@
+/*-------------------------------------------------------------------------
+ *
+ * pool.c
+ *	  The workers' side of the request slots: the pool of workers, which
+ *	  launches them, binds each to its entry, lets it take and finish a
+ *	  request and publish what it does, and keeps the registry of keys in
+ *	  flight.
+ *
+ * At most tsnap.max_workers workers run at once, each bound to a database
+ * and serving one request.  A worker takes the oldest QUEUED request of its
+ * database, and a free place in the pool goes to the database of the oldest
+ * QUEUED request that has no worker yet, so requests are served in arrival
+ * order across the cluster.  Waiting callers (queue.c) call
+ * tsnap_pool_ensure_worker every second, and whenever a worker finishes or
+ * exits, to launch a worker when one is needed and the pool has room.
+ *
+ * A worker publishes the key it writes before its upload begins, and clears
+ * it when it finishes; retention skips those keys, in the delete queue and
+ * among open uploads alike.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/lwlock.h"
+
+#include "jobs/shmem.h"
+#include "settings.h"
+
+/*
+ * Register a dynamic worker for queue entry w and wait until it started (or
+ * stopped already).  False if it could not be registered or never ran.
+ */
+static bool
+launch_worker(int worker)
+{
+	BackgroundWorker bgw;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(bgw.bgw_library_name, "tsnap", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "tsnap_worker_main", BGW_MAXLEN);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "tsnap worker %d", worker);
+	strlcpy(bgw.bgw_type, "tsnap worker", BGW_MAXLEN);
+	bgw.bgw_main_arg = Int32GetDatum(worker);
+	bgw.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+		return false;
+	return WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED;
+}
+
+/*
+ * Under the lock: does dboid have more QUEUED or RUNNING requests than
+ * workers bound to it?
+ */
+static bool
+database_needs_worker(Oid dboid)
+{
+	int			pending = 0;
+	int			serving = 0;
+	int			i;
+
+	for (i = 0; i < tsnap_jobs->nslots; i++)
+	{
+		SlotState	st = tsnap_jobs->slots[i].state;
+
+		if ((st == SLOT_QUEUED || st == SLOT_RUNNING) &&
+			tsnap_jobs->slots[i].request.dboid == dboid)
+			pending++;
+	}
+	/* a worker that answered its request only does housekeeping now */
+	for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)
+		if (tsnap_jobs->workers[i].in_use && !tsnap_jobs->workers[i].finished &&
+			tsnap_jobs->workers[i].dboid == dboid)
+			serving++;
+	return pending > serving;
+}
+
+/*
+ * If the pool has room, launch a worker for the database of the oldest
+ * QUEUED request that has none, whichever database the caller is in.
+ * Raises 53000 if a worker for the caller's own database was needed and
+ * could not be started while none serves it.
+ */
+void
+tsnap_pool_ensure_worker(Oid my_dboid)
+{
+	RequestSlot *oldest = NULL;
+	Oid			dboid;
+	int			entry = -1;
+	int			i;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < tsnap_max_workers && i < TSNAP_WORKERS_LIMIT; i++)
+		if (!tsnap_jobs->workers[i].in_use)
+		{
+			entry = i;
+			break;
+		}
+	for (i = 0; entry >= 0 && i < tsnap_jobs->nslots; i++)
+	{
+		RequestSlot *s = &tsnap_jobs->slots[i];
+
+		if (s->state == SLOT_QUEUED &&
+			(oldest == NULL || s->generation < oldest->generation) &&
+			database_needs_worker(s->request.dboid))
+			oldest = s;
+	}
+	if (oldest == NULL)
+	{
+		LWLockRelease(tsnap_jobs->lock);
+		return;
+	}
+	dboid = oldest->request.dboid;
+	tsnap_jobs->workers[entry].in_use = true;
+	tsnap_jobs->workers[entry].started = false;
+	tsnap_jobs->workers[entry].finished = false;
+	tsnap_jobs->workers[entry].pid = 0;
+	tsnap_jobs->workers[entry].dboid = dboid;
+	tsnap_jobs->workers[entry].slot = -1;
+	tsnap_jobs->workers[entry].upload_key[0] = '\0';
+	LWLockRelease(tsnap_jobs->lock);
+
+	if (launch_worker(entry))
+		return;
+
+	/* it never ran: give the entry back */
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	if (!tsnap_jobs->workers[entry].started)
+		tsnap_jobs->workers[entry].in_use = false;
+	LWLockRelease(tsnap_jobs->lock);
+	if (dboid == my_dboid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a tsnap background worker"),
+				 errhint("Raise max_worker_processes; tsnap needs up to tsnap.max_workers of them.")));
+}
+
+/*
+ * Worker side: bind worker entry w to its process and return its database.
+ */
+Oid
+tsnap_pool_bind(int worker, pid_t pid)
+{
+	Oid			dboid;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	tsnap_jobs->workers[worker].started = true;
+	tsnap_jobs->workers[worker].pid = pid;
+	dboid = tsnap_jobs->workers[worker].dboid;
+	LWLockRelease(tsnap_jobs->lock);
+	return dboid;
+}
+
+/*
+ * Worker side: take the oldest QUEUED request of the worker's database.  If
+ * there is none, the worker retires in the same critical section and false
+ * is returned.
+ */
+bool
+tsnap_pool_take(int worker, TsnapBuildRequest *request)
+{
+	WorkerEntry *w = &tsnap_jobs->workers[worker];
+	RequestSlot *best = NULL;
+	int			i;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < tsnap_jobs->nslots; i++)
+	{
+		RequestSlot *s = &tsnap_jobs->slots[i];
+
+		if (s->state == SLOT_QUEUED && s->request.dboid == w->dboid &&
+			(best == NULL || s->generation < best->generation))
+			best = s;
+	}
+	if (best == NULL)
+	{
+		w->in_use = false;
+		w->slot = -1;
+		LWLockRelease(tsnap_jobs->lock);
+		return false;
+	}
+	best->state = SLOT_RUNNING;
+	best->preparing = true;
+	best->worker = worker;
+	w->slot = best - tsnap_jobs->slots;
+	*request = best->request;
+	LWLockRelease(tsnap_jobs->lock);
+	return true;
+}
+
+/*
+ * Worker side, from a timeout handler: has every caller left the request
+ * while it is still preparing?  Reads without the lock (a handler must not
+ * take it); a stale answer is corrected at the next check.  Once true, it
+ * stays true, since nobody joins such a request.
+ */
+bool
+tsnap_pool_abandoned(int worker)
+{
+	volatile RequestSlot *s;
+	int			slot = ((volatile WorkerEntry *) &tsnap_jobs->workers[worker])->slot;
+
+	if (slot < 0)
+		return false;
+	s = &tsnap_jobs->slots[slot];
+	return s->preparing && s->waiters <= 0;
+}
+
+/*
+ * Worker side: the request starts streaming rows to key and will no longer
+ * be cancelled when its callers leave.  The key is published first, so
+ * that the sweep of abandoned uploads leaves it alone.  Returns false if
+ * the callers have all left already; the worker then gives the request up.
+ */
+bool
+tsnap_pool_begin_streaming(int worker, const char *key)
+{
+	int			slot;
+	bool		wanted = true;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	strlcpy(tsnap_jobs->workers[worker].upload_key, key, TSNAP_KEY_SIZE);
+	slot = tsnap_jobs->workers[worker].slot;
+	if (slot >= 0)
+	{
+		wanted = tsnap_jobs->slots[slot].waiters > 0;
+		if (wanted)
+			tsnap_jobs->slots[slot].preparing = false;
+	}
+	LWLockRelease(tsnap_jobs->lock);
+	return wanted;
+}
+
+/* Worker side: the version the worker's snapshot sees, for joiners. */
+void
+tsnap_pool_publish_version(int worker, int64 version)
+{
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	if (tsnap_jobs->workers[worker].slot >= 0)
+		tsnap_jobs->slots[tsnap_jobs->workers[worker].slot].version_seen = version;
+	LWLockRelease(tsnap_jobs->lock);
+	if (version != TSNAP_VERSION_PENDING)
+		ConditionVariableBroadcast(&tsnap_jobs->cv);
+}
+
+/*
+ * Is some live worker writing key?  The registry of keys in flight, for
+ * retention (ledger/retention.c).
+ */
+bool
+tsnap_jobs_key_in_flight(const char *key)
+{
+	bool		found = false;
+	int			i;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_SHARED);
+	for (i = 0; i < TSNAP_WORKERS_LIMIT && !found; i++)
+		found = tsnap_jobs->workers[i].in_use &&
+			strcmp(tsnap_jobs->workers[i].upload_key, key) == 0;
+	LWLockRelease(tsnap_jobs->lock);
+	return found;
+}
+
+/*
+ * Under the lock: end the worker's current request with a result or an
+ * error, or free it if nobody waits any more.
+ */
+static void
+finish_locked(WorkerEntry *w, const TsnapSnapshotResult *result,
+			  const TsnapFlatError *error)
+{
+	RequestSlot *s;
+
+	w->upload_key[0] = '\0';
+	if (w->slot < 0)
+		return;
+	s = &tsnap_jobs->slots[w->slot];
+	w->slot = -1;
+	s->worker = -1;
+	if (s->waiters <= 0)
+		s->state = SLOT_FREE;
+	else if (error)
+	{
+		s->error = *error;
+		s->state = SLOT_FAILED;
+	}
+	else
+	{
+		s->result = *result;
+		s->state = SLOT_DONE;
+	}
+}
+
+void
+tsnap_pool_finish(int worker, const TsnapSnapshotResult *result,
+				  const TsnapFlatError *error)
+{
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	finish_locked(&tsnap_jobs->workers[worker], result, error);
+	tsnap_jobs->workers[worker].finished = true;
+	LWLockRelease(tsnap_jobs->lock);
+	ConditionVariableBroadcast(&tsnap_jobs->cv);
+}
+
+/*
+ * Worker side, on any exit (before_shmem_exit): fail the request in hand,
+ * which only happens when the worker dies with FATAL (terminate, shutdown,
+ * a dropped database), and give the entry back.
+ */
+void
+tsnap_pool_worker_exit(int worker)
+{
+	WorkerEntry *w = &tsnap_jobs->workers[worker];
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	if (w->in_use && w->pid == MyProcPid)
+	{
+		TsnapFlatError error;
+
+		tsnap_error_set(&error, ERRCODE_ADMIN_SHUTDOWN,
+						_("tsnap worker exited before the snapshot was finished"),
+						_("Try again; the server log may say why the worker stopped."));
+		finish_locked(w, NULL, &error);
+		w->in_use = false;
+	}
+	LWLockRelease(tsnap_jobs->lock);
+	ConditionVariableBroadcast(&tsnap_jobs->cv);
+}

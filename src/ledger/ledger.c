@@ -1,0 +1,445 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger.c
+ *	  The only writer of tsnap.snapshots and tsnap.pending_deletes.
+ *
+ * A key moves one way: an upload intent (a pending delete, written before
+ * the object can exist), then a recorded snapshot (the intent removed in
+ * the same transaction), then, once retention lets it go, a pending delete
+ * again, until retention.c has deleted the object.  Every such move is
+ * here, with the rules that decide it:
+ *	- keep_versions and keep_for (apply_retention);
+ *	- a table untracked or dropped: its snapshots go, deletable after
+ *	  keep_for, so that a key handed out just before stays readable;
+ *	- a stale hit (its object vanished) is retired when the new one is
+ *	  recorded.
+ * Writes run through SPI as the catalog owner (common/catalog.c), whose
+ * search_path rules apply; every operator is schema-qualified besides.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "common/common.h"
+#include "ledger/ledger.h"
+#include "settings.h"
+
+/* what a recorded snapshot's row gives back, by name (fill_result) */
+#define RESULT_COLUMNS "key, rows_version, rows, bytes, etag, created_at, parts, timeline"
+
+/*
+ * pending_deletes.not_before for the snapshots of a table that is untracked
+ * or dropped: a key handed out just before stays readable for
+ * tsnap.keep_for (a printf format taking keep_for in seconds).
+ */
+#define AFTER_KEEP_FOR_SQL \
+	"pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => %d)"
+
+static Datum
+result_value(const char *column, bool *isnull)
+{
+	int			col = SPI_fnumber(SPI_tuptable->tupdesc, column);
+
+	if (col <= 0)
+		elog(ERROR, "column \"%s\" missing from a tsnap.snapshots result", column);
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col,
+						 isnull);
+}
+
+static void
+result_text(const char *column, char *dst, size_t dstlen)
+{
+	bool		isnull;
+	Datum		d = result_value(column, &isnull);
+
+	if (isnull)
+		dst[0] = '\0';
+	else
+		text_to_cstring_buffer(DatumGetTextPP(d), dst, dstlen);
+}
+
+static int64
+result_int8(const char *column)
+{
+	bool		isnull;
+	Datum		d = result_value(column, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* RESULT_COLUMNS of the first row of SPI's result */
+static void
+fill_result(TsnapSnapshotResult *result)
+{
+	bool		isnull;
+
+	result_text("key", result->key, sizeof(result->key));
+	result->rows_version = result_int8("rows_version");
+	result->rows = result_int8("rows");
+	result->bytes = result_int8("bytes");
+	result_text("etag", result->etag, sizeof(result->etag));
+	result->created_at = DatumGetTimestampTz(result_value("created_at", &isnull));
+	result->parts = DatumGetInt32(result_value("parts", &isnull));
+	result->timeline = result_int8("timeline");
+}
+
+static void
+exec_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		   const char *nulls)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, argtypes, values,
+										   nulls, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+}
+
+/* Become the catalog owner and connect to SPI, for a write. */
+static void
+begin_write(TsnapCatalogUser *saved)
+{
+	tsnap_catalog_enter_or_raise(saved);
+	SPI_connect();
+}
+
+static void
+end_write(TsnapCatalogUser *saved)
+{
+	SPI_finish();
+	tsnap_catalog_leave(saved);
+}
+
+/*
+ * Before an object can appear at key: queue it for deletion, in the current
+ * transaction, which the caller commits before completing the upload.
+ * tsnap_ledger_record takes it off the queue again; if the worker dies in
+ * between, retention deletes the unrecorded object.
+ */
+void
+tsnap_ledger_record_intent(const char *key)
+{
+	TsnapCatalogUser saved;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	begin_write(&saved);
+	values[0] = CStringGetTextDatum(key);
+	values[1] = CStringGetTextDatum(tsnap_store_endpoint());
+	values[2] = CStringGetTextDatum(tsnap_store_bucket());
+	exec_write("INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+			   "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, argtypes, values,
+			   NULL);
+	end_write(&saved);
+}
+
+/*
+ * The snapshots of relids (tables untracked or dropped in this command) go
+ * to tsnap.pending_deletes, deletable after keep_for: a later tsnap_track
+ * gets a new tracking_id, so they are never hits again.  The caller is
+ * inside tsnap_catalog_enter.
+ */
+void
+tsnap_ledger_retire_tables(List *relids)
+{
+	Oid			argtypes[1] = {OIDARRAYOID};
+	Datum		values[1];
+
+	if (relids == NIL)
+		return;
+	values[0] = tsnap_oid_array(relids);
+	SPI_connect();
+	exec_write(psprintf("WITH r AS (DELETE FROM tsnap.snapshots "
+						"  WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) "
+						"  RETURNING key, endpoint, bucket) "
+						"INSERT INTO tsnap.pending_deletes (key, endpoint, bucket, not_before) "
+						"SELECT key, endpoint, bucket, " AFTER_KEEP_FOR_SQL " FROM r "
+						"ON CONFLICT DO NOTHING", tsnap_keep_for),
+			   1, argtypes, values, NULL);
+	SPI_finish();
+}
+
+/*
+ * Retention, inside begin_write: move the snapshots of relid (of every
+ * table, if InvalidOid) that may go to tsnap.pending_deletes, oldest first.
+ * A snapshot may go once tsnap.keep_versions newer ones exist and it was
+ * superseded (or recorded, if that was later: a slow build of an older
+ * version is recorded after newer ones) at least tsnap.keep_for ago; since
+ * a hit returns only a table's current snapshot, every key handed out stays
+ * readable for at least keep_for.  keep_key, the key being returned, never
+ * goes.
+ */
+static void
+apply_retention(Oid relid, const char *keep_key)
+{
+	Oid			argtypes[4] = {REGCLASSOID, INT4OID, FLOAT8OID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = ObjectIdGetDatum(relid);
+	if (!OidIsValid(relid))
+		nulls[0] = 'n';
+	values[1] = Int32GetDatum(tsnap_keep_versions);
+	values[2] = Float8GetDatum((double) tsnap_keep_for);
+	values[3] = CStringGetTextDatum(keep_key ? keep_key : "");
+	if (SPI_execute_with_args("WITH ranked AS ("
+							  "  SELECT key, rows_version, created_at,"
+							  "         pg_catalog.row_number() OVER w AS newest_first,"
+							  "         pg_catalog.lag(created_at) OVER w AS superseded_at"
+							  "  FROM tsnap.snapshots"
+							  "  WHERE $1 IS NULL OR tbl OPERATOR(pg_catalog.=) $1"
+							  "  WINDOW w AS (PARTITION BY tbl ORDER BY rows_version DESC, created_at DESC)), "
+							  "old AS (SELECT key, rows_version FROM ranked"
+							  "  WHERE newest_first OPERATOR(pg_catalog.>) $2"
+							  "  AND GREATEST(superseded_at, created_at) OPERATOR(pg_catalog.<=)"
+							  "      (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3))"
+							  "  AND key OPERATOR(pg_catalog.<>) $4), "
+							  "locked AS (SELECT s.key, old.rows_version FROM tsnap.snapshots s, old"
+							  "      WHERE s.key OPERATOR(pg_catalog.=) old.key"
+							  "      FOR UPDATE OF s SKIP LOCKED), "
+							  "r AS (DELETE FROM tsnap.snapshots s USING locked"
+							  "      WHERE s.key OPERATOR(pg_catalog.=) locked.key"
+							  "      RETURNING s.key, s.endpoint, s.bucket, s.rows_version) "
+							  "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+							  "SELECT key, endpoint, bucket FROM r ORDER BY rows_version "
+							  "ON CONFLICT DO NOTHING",
+							  4, argtypes, values, nulls, false, 0) < 0)
+		elog(ERROR, "could not apply retention");
+}
+
+/*
+ * Retention for every table of this database, in a transaction of its own:
+ * snapshots become deletable as time passes, not only when a newer one is
+ * recorded.  Run by workers after each request.
+ */
+void
+tsnap_ledger_apply_retention_all(void)
+{
+	TsnapCatalogUser saved;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (tsnap_catalog_enter(&saved))
+	{
+		SPI_connect();
+		apply_retention(InvalidOid, NULL);
+		end_write(&saved);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Record a finished upload, in a read-write transaction of its own.
+ *
+ * If stale_key is set (a hit whose object had vanished), that row is retired
+ * first.  If another worker recorded the same content meanwhile, its row
+ * wins: result becomes that row, our object is queued for deletion, and the
+ * function returns false.  Then retention runs for the table, never
+ * touching the key just recorded.
+ */
+bool
+tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
+					  const char *fingerprint, const char *stale_key,
+					  TsnapSnapshotResult *result)
+{
+	TsnapCatalogUser saved;
+	Oid			argtypes[12] = {TEXTOID, REGCLASSOID, UUIDOID, INT8OID, TEXTOID,
+		INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[12];
+	Oid			keyarg[1] = {TEXTOID};
+	Datum		keyval[1];
+	bool		inserted;
+
+	begin_write(&saved);
+
+	/*
+	 * The table's lock went with the scan's transaction, so it may have been
+	 * dropped or untracked since.  Then record nothing: the upload intent
+	 * stays queued and retention deletes the object.
+	 */
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = UUIDPGetDatum(tracking_id);
+	/* and the row lock makes recorders of one table take turns */
+	exec_write("SELECT 1 FROM tsnap.tracked_tables WHERE tbl OPERATOR(pg_catalog.=) $1 "
+			   "AND tracking_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+			   2, argtypes + 1, values, NULL);
+	if (SPI_processed == 0)
+	{
+		char	   *relname = get_rel_name(relid);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 relname ?
+				 errmsg("table \"%s\" was untracked while its snapshot was being built",
+						relname) :
+				 errmsg("table with OID %u was dropped while its snapshot was being built",
+						relid)));
+	}
+
+	if (stale_key && stale_key[0])
+	{
+		keyval[0] = CStringGetTextDatum(stale_key);
+		exec_write("WITH r AS (DELETE FROM tsnap.snapshots WHERE key OPERATOR(pg_catalog.=) $1 "
+				   "RETURNING key, endpoint, bucket) "
+				   "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+				   "SELECT key, endpoint, bucket FROM r "
+				   "ON CONFLICT DO NOTHING", 1, keyarg, keyval, NULL);
+	}
+
+	values[0] = CStringGetTextDatum(result->key);
+	values[1] = ObjectIdGetDatum(relid);
+	values[2] = UUIDPGetDatum(tracking_id);
+	values[3] = Int64GetDatum(result->rows_version);
+	values[4] = CStringGetTextDatum(fingerprint);
+	values[5] = Int64GetDatum(result->rows);
+	values[6] = Int64GetDatum(result->bytes);
+	values[7] = CStringGetTextDatum(result->etag);
+	values[8] = Int32GetDatum(result->parts);
+	values[9] = CStringGetTextDatum(tsnap_store_endpoint());
+	values[10] = CStringGetTextDatum(tsnap_store_bucket());
+	values[11] = Int64GetDatum((int64) GetWALInsertionTimeLine());
+
+	/*
+	 * If the table's newest snapshot here already has this content (another
+	 * worker was quicker), it wins, and the upload intent keeps our copy
+	 * queued for deletion.  An older snapshot with this content (a
+	 * fingerprint that came back) does not: ours becomes the newest.
+	 */
+	exec_write("SELECT " RESULT_COLUMNS ", "
+			   "rows_version OPERATOR(pg_catalog.=) $4 AND fingerprint OPERATOR(pg_catalog.=) $5 AS same "
+			   "FROM tsnap.snapshots "
+			   "WHERE tbl OPERATOR(pg_catalog.=) $2 AND tracking_id OPERATOR(pg_catalog.=) $3 "
+			   "AND endpoint OPERATOR(pg_catalog.=) $10 AND bucket OPERATOR(pg_catalog.=) $11 "
+			   "ORDER BY rows_version DESC, created_at DESC LIMIT 1",
+			   12, argtypes, values, NULL);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		inserted = !DatumGetBool(result_value("same", &isnull));
+	}
+	else
+		inserted = true;
+	if (inserted)
+	{
+		exec_write("INSERT INTO tsnap.snapshots (key, tbl, tracking_id, rows_version, "
+				   "fingerprint, rows, bytes, etag, parts, endpoint, bucket, timeline) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+				   "RETURNING " RESULT_COLUMNS, 12, argtypes, values, NULL);
+		fill_result(result);
+		/* recorded: no longer a candidate for deletion */
+		keyval[0] = values[0];
+		exec_write("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
+				   1, keyarg, keyval, NULL);
+	}
+	else
+		fill_result(result);
+
+	apply_retention(relid, result->key);
+
+	end_write(&saved);
+	return inserted;
+}
+
+/*
+ * The delete queue, for retention.c, which calls these inside
+ * tsnap_catalog_enter in one transaction: the rows it locks stay locked
+ * until it commits.
+ */
+
+/*
+ * Snapshots whose table is no longer tracked under their tracking_id can
+ * never be hits.  Untracking and DROP TABLE retire them; this catches one
+ * recorded just as its table went (tsnap_ledger_record checks, but cannot
+ * lock out a concurrent DROP).
+ */
+void
+tsnap_ledger_retire_untracked(void)
+{
+	SPI_connect();
+	exec_write(psprintf("WITH gone AS (SELECT s.key FROM tsnap.snapshots s WHERE NOT EXISTS "
+						"  (SELECT FROM tsnap.tracked_tables t "
+						"   WHERE t.tbl OPERATOR(pg_catalog.=) s.tbl "
+						"   AND t.tracking_id OPERATOR(pg_catalog.=) s.tracking_id) "
+						"  FOR UPDATE OF s SKIP LOCKED), "
+						"r AS (DELETE FROM tsnap.snapshots s USING gone "
+						"  WHERE s.key OPERATOR(pg_catalog.=) gone.key "
+						"  RETURNING s.key, s.endpoint, s.bucket) "
+						"INSERT INTO tsnap.pending_deletes (key, endpoint, bucket, not_before) "
+						"SELECT key, endpoint, bucket, " AFTER_KEEP_FOR_SQL " FROM r "
+						"ON CONFLICT DO NOTHING", tsnap_keep_for),
+			   0, NULL, NULL, NULL);
+	SPI_finish();
+}
+
+/*
+ * Up to limit pending deletes that are due, oldest first, locked (rows
+ * another pass holds are skipped), as TsnapPendingDelete in the caller's
+ * memory context.
+ */
+List *
+tsnap_ledger_due_deletes(int limit)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+	List	   *due = NIL;
+	uint64		i;
+
+	values[0] = Int32GetDatum(limit);
+	SPI_connect();
+	exec_write("SELECT key, endpoint, bucket FROM tsnap.pending_deletes "
+			   "WHERE not_before OPERATOR(pg_catalog.<=) pg_catalog.now() "
+			   "ORDER BY queued_at, key LIMIT $1 "
+			   "FOR UPDATE SKIP LOCKED", 1, argtypes, values, NULL);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+		TsnapPendingDelete *d = palloc(sizeof(TsnapPendingDelete));
+
+		d->key = SPI_getvalue(tuple, desc, 1);
+		d->endpoint = SPI_getvalue(tuple, desc, 2);
+		d->bucket = SPI_getvalue(tuple, desc, 3);
+		due = lappend(due, d);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return due;
+}
+
+/*
+ * The object at key is gone (failure NULL), or could not be deleted
+ * (failure says why; a later pass retries).
+ */
+void
+tsnap_ledger_delete_done(const char *key, const char *failure)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(key);
+	SPI_connect();
+	if (failure == NULL)
+		exec_write("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
+				   1, argtypes, values, NULL);
+	else
+	{
+		values[1] = CStringGetTextDatum(failure);
+		exec_write("UPDATE tsnap.pending_deletes "
+				   "SET attempts = attempts OPERATOR(pg_catalog.+) 1, last_error = $2 "
+				   "WHERE key OPERATOR(pg_catalog.=) $1",
+				   2, argtypes, values, NULL);
+	}
+	SPI_finish();
+}

@@ -1,0 +1,88 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger.h
+ *	  What tsnap knows of the objects it wrote: the keys and fingerprints
+ *	  that name them (key.c), the read-only lookup of a table's current
+ *	  snapshot for the hit path (lookup.c), the ledger proper, which is the
+ *	  only writer of tsnap.snapshots and tsnap.pending_deletes and holds the
+ *	  retention rules (ledger.c), and the deletes and sweeps of objects that
+ *	  are no longer kept (retention.c).
+ *
+ * This folder calls common/, export/ (a format's suffix and fingerprint
+ * tag) and store/; it reads tsnap.tracked_tables but calls nothing of
+ * tracking/.  Keys a live worker is writing are given to it as a
+ * callback, so it does not depend on jobs/ either.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSNAP_LEDGER_H
+#define TSNAP_LEDGER_H
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "utils/relcache.h"
+#include "utils/uuid.h"
+
+#include "export/export.h"
+#include "store/store.h"
+
+/* a key with its NUL */
+#define TSNAP_KEY_SIZE			(TSNAP_OBJECT_KEY_MAX + 1)
+#define TSNAP_FINGERPRINT_LEN	16
+
+/* A snapshot as the ledger records it and tsnap_snapshot_info shows it. */
+typedef struct TsnapSnapshotResult
+{
+	char		key[TSNAP_KEY_SIZE];
+	int64		rows_version;
+	int64		rows;
+	int64		bytes;
+	char		etag[TSNAP_ETAG_MAX];
+	int			parts;			/* 0 = a single PutObject */
+	bool		hit;
+	TimestampTz created_at;
+	int64		timeline;		/* the WAL timeline it was recorded on */
+} TsnapSnapshotResult;
+
+/* Does a live worker write this key right now? */
+typedef bool (*TsnapKeyInFlight) (const char *key);
+
+/* key.c */
+extern void tsnap_fingerprint(Relation rel, const TsnapFormat *format,
+							  char *out);
+extern void tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id,
+							int64 version, const char *fingerprint,
+							const TsnapFormat *format, char *out);
+extern char *tsnap_cluster_key_prefix(void);
+
+/* lookup.c */
+extern bool tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id,
+								  int64 version, const char *fingerprint,
+								  TsnapSnapshotResult *result);
+
+/* ledger.c */
+extern void tsnap_ledger_record_intent(const char *key);
+extern bool tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
+								const char *fingerprint,
+								const char *stale_key,
+								TsnapSnapshotResult *result);
+extern void tsnap_ledger_retire_tables(List *relids);
+extern void tsnap_ledger_apply_retention_all(void);
+
+/* ledger.c, the delete queue, for retention.c */
+typedef struct TsnapPendingDelete
+{
+	char	   *key;
+	char	   *endpoint;		/* where the object was written */
+	char	   *bucket;
+} TsnapPendingDelete;
+
+extern void tsnap_ledger_retire_untracked(void);
+extern List *tsnap_ledger_due_deletes(int limit);
+extern void tsnap_ledger_delete_done(const char *key, const char *failure);
+
+/* retention.c */
+extern void tsnap_delete_pending(TsnapKeyInFlight in_flight);
+extern void tsnap_sweep_abandoned_uploads(TsnapKeyInFlight in_flight);
+
+#endif							/* TSNAP_LEDGER_H */

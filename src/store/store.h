@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.h
+ *	  The object store, as the rest of tsnap sees it: put an object as a
+ *	  stream, check that one exists, delete one, and list and abort the
+ *	  uploads left open below a prefix.  Backend-neutral; store_s3.c
+ *	  implements it with the plain-C S3 client in src/s3/, and is the only
+ *	  file on the PostgreSQL side that includes s3/s3.h.
+ *
+ * Errors are ereport()s with an SQLSTATE; interrupts (cancel,
+ * statement_timeout, terminate) stop every wait and raise PostgreSQL's own
+ * error.  A store handle lives as long as the memory context that was
+ * current when it was opened, and is freed with it, also on error.
+ *
+ * This folder calls common/ and settings only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSNAP_STORE_H
+#define TSNAP_STORE_H
+
+#include "nodes/pg_list.h"
+
+/* the longest key an object store takes, in bytes (S3's limit) */
+#define TSNAP_OBJECT_KEY_MAX	1024
+#define TSNAP_ETAG_MAX			128
+
+typedef struct TsnapStore TsnapStore;
+typedef struct TsnapPut TsnapPut;
+
+typedef struct TsnapPutResult
+{
+	int64		bytes;
+	int			parts;			/* 0 = written in one request */
+	char		etag[TSNAP_ETAG_MAX];
+} TsnapPutResult;
+
+/* an upload left open below a prefix */
+typedef struct TsnapOpenUpload
+{
+	char	   *key;
+	char	   *upload_id;
+} TsnapOpenUpload;
+
+extern void tsnap_store_init(void);
+extern const char *tsnap_store_endpoint(void);
+extern const char *tsnap_store_bucket(void);
+extern TsnapStore *tsnap_store_open(const char *endpoint, const char *bucket,
+									int64 max_object_size);
+
+/*
+ * Streams: write returns false (and finish too) only when the object would
+ * exceed max_object_size; every other failure raises.  After finish
+ * succeeded, the object exists and the stream is freed; otherwise the
+ * caller must call abort, which never raises.
+ */
+extern TsnapPut *tsnap_store_put_begin(TsnapStore *store, const char *key,
+									   const char *content_type);
+extern bool tsnap_store_put_write(TsnapPut *put, const char *data, size_t len);
+extern bool tsnap_store_put_finish(TsnapPut *put, TsnapPutResult *result);
+extern void tsnap_store_put_abort(TsnapPut *put);
+
+extern bool tsnap_store_exists(TsnapStore *store, const char *key);
+extern bool tsnap_store_delete(TsnapStore *store, const char *key,
+							   char **failure);
+extern List *tsnap_store_list_uploads(TsnapStore *store, const char *prefix);
+extern bool tsnap_store_abort_upload(TsnapStore *store,
+									 const TsnapOpenUpload *upload);
+
+#endif							/* TSNAP_STORE_H */
