@@ -48,7 +48,7 @@ static char *access_key_id_shown = NULL;
 static char *secret_access_key_shown = NULL;
 static char *session_token_shown = NULL;
 char	   *tsnap_s3_credentials_file = NULL;
-int			tsnap_s3_url_style = TSNAP_URL_STYLE_PATH;
+int			tsnap_s3_url_style = TSNAP_URL_STYLE_AUTO;
 char	   *tsnap_s3_ca_file = NULL;
 int			tsnap_s3_connect_timeout = 10000;
 int			tsnap_s3_request_timeout = 300000;
@@ -63,6 +63,7 @@ int			tsnap_keep_for = 3600;
 bool		tsnap_verify_hits = false;
 
 static const struct config_enum_entry url_style_options[] = {
+	{"auto", TSNAP_URL_STYLE_AUTO, false},
 	{"path", TSNAP_URL_STYLE_PATH, false},
 	{"virtual", TSNAP_URL_STYLE_VIRTUAL, false},
 	{NULL, 0, false}
@@ -238,8 +239,9 @@ tsnap_define_settings(void)
 							   &tsnap_s3_credentials_file, "",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("tsnap.s3_url_style",
-							 "Addressing of the bucket: path (endpoint/bucket/key) or virtual (bucket.endpoint/key).",
-							 NULL, &tsnap_s3_url_style, TSNAP_URL_STYLE_PATH,
+							 "Addressing of the bucket: path (endpoint/bucket/key), virtual (bucket.endpoint/key), or auto.",
+							 "auto is virtual for AWS (an empty tsnap.s3_endpoint) and path for any other endpoint.",
+							 &tsnap_s3_url_style, TSNAP_URL_STYLE_AUTO,
 							 url_style_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("tsnap.s3_ca_file",

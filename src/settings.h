@@ -10,6 +10,7 @@
 
 typedef enum TsnapUrlStyle
 {
+	TSNAP_URL_STYLE_AUTO,		/* virtual-hosted for AWS, else path */
 	TSNAP_URL_STYLE_PATH,
 	TSNAP_URL_STYLE_VIRTUAL
 } TsnapUrlStyle;

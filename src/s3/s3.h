@@ -166,10 +166,6 @@ extern char *tsnap_s3_create_multipart_upload(tsnap_s3_client *client,
 											  const char *key,
 											  const char *content_type,
 											  tsnap_s3_error *err);
-extern bool tsnap_s3_upload_part(tsnap_s3_client *client, const char *key,
-								 const char *upload_id, int part_number,
-								 const void *data, size_t len, char *etag_out,
-								 size_t etag_len, tsnap_s3_error *err);
 extern bool tsnap_s3_complete_multipart_upload(tsnap_s3_client *client,
 											   const char *key,
 											   const char *upload_id,

@@ -3,8 +3,9 @@
  * s3_ops.c
  *	  The S3 operations tsnap uses, one blocking call each: PutObject,
  *	  HeadObject, GetObject (streamed to a callback), DeleteObject,
- *	  ListObjectsV2 and ListMultipartUploads (all pages), the four multipart
- *	  calls, and presigned URLs.
+ *	  ListObjectsV2 and ListMultipartUploads (all pages), Create, Complete
+ *	  and Abort of a multipart upload, and presigned URLs.  UploadPart has
+ *	  no blocking form: the uploader (s3_upload.c) runs parts in parallel.
  *
  * Each call builds a tsnap_s3_request, runs it through tsnap_s3_perform
  * (which retries transient failures) and interprets the reply.  Every
@@ -14,7 +15,6 @@
  *
  *-------------------------------------------------------------------------
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -300,43 +300,6 @@ tsnap_s3_create_multipart_upload(tsnap_s3_client *c, const char *key,
 		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "CreateMultipartUpload", key,
 						   "reply has no UploadId");
 	return id;
-}
-
-/* UploadPart, blocking (the uploader runs parts in parallel itself). */
-bool
-tsnap_s3_upload_part(tsnap_s3_client *c, const char *key,
-					 const char *upload_id, int part_number, const void *data,
-					 size_t len, char *etag_out, size_t etag_len,
-					 tsnap_s3_error *err)
-{
-	tsnap_s3_request req;
-	tsnap_s3_xfer x;
-	tsnap_s3_kv q[2];
-	char		num[16];
-	bool		ok = true;
-
-	snprintf(num, sizeof(num), "%d", part_number);
-	q[0].name = "partNumber";
-	q[0].value = num;
-	q[1].name = "uploadId";
-	q[1].value = upload_id;
-	request_init(&req, "UploadPart", "PUT", key);
-	req.query = q;
-	req.nquery = 2;
-	req.body = data ? data : "";
-	req.body_len = len;
-	if (!tsnap_s3_perform(c, &req, &x, err))
-		return false;
-	if (x.etag[0] == '\0')
-	{
-		tsnap_s3_error_set(err, S3_ERR_INTERNAL, "UploadPart", key,
-						   "reply has no ETag");
-		ok = false;
-	}
-	else
-		copy_etag(etag_out, etag_len, x.etag);
-	tsnap_s3_xfer_cleanup(&x);
-	return ok;
 }
 
 static void

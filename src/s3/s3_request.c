@@ -187,12 +187,27 @@ progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 
 /* ---- setting up one attempt ---- */
 
+/*
+ * Append one line to a curl header list; a failure sets *failed and keeps
+ * the list as it was (curl_slist_append returns NULL and frees nothing).
+ */
+static void
+add_line(struct curl_slist **list, bool *failed, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(*list, line);
+
+	if (l == NULL)
+		*failed = true;
+	else
+		*list = l;
+}
+
+/* "name: value"; our copy is wiped, as value may be the Authorization. */
 static void
 add_header(struct curl_slist **list, bool *failed, const char *name,
 		   const char *value)
 {
 	tsnap_s3_buf b;
-	struct curl_slist *l;
 
 	tsnap_s3_buf_init(&b);
 	tsnap_s3_buf_printf(&b, "%s: %s", name, value);
@@ -201,11 +216,7 @@ add_header(struct curl_slist **list, bool *failed, const char *name,
 		*failed = true;
 		return;
 	}
-	l = curl_slist_append(*list, b.data);
-	if (l == NULL)
-		*failed = true;
-	else
-		*list = l;
+	add_line(list, failed, b.data);
 	OPENSSL_cleanse(b.data, b.len);
 	tsnap_s3_buf_free(&b);
 }
@@ -248,39 +259,19 @@ tsnap_s3_build_path(tsnap_s3_buf *path, tsnap_s3_client *c, const char *key)
 }
 
 /*
- * Prepare easy for one attempt of req.  On failure err is filled; either
- * way the caller runs tsnap_s3_xfer_cleanup(x) later.
+ * The URL of req: the endpoint, the already encoded path, then the query
+ * parameters in the caller's order, each name and value encoded once (the
+ * signature sorts its own copy).  Returns malloc'd, or NULL when out of
+ * memory.
  */
-bool
-tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy,
-					const tsnap_s3_request *req, tsnap_s3_error *err)
+static char *
+build_url(tsnap_s3_client *c, const char *path, const tsnap_s3_request *req)
 {
-	tsnap_s3_buf path,
-				url;
-	tsnap_s3_kv *hdrs;
-	int			nh = 0;
+	tsnap_s3_buf url;
 	int			i;
-	char		amz_date[17];
-	char		payload_hash[65];
-	tsnap_s3_sigv4_input in;
-	tsnap_s3_sigv4_output out;
-	bool		failed = false;
-	const char *range = x->range;
 
-	memset(x, 0, sizeof(*x));
-	x->client = c;
-	x->req = req;
-	x->easy = easy;
-	x->range = range;
-	x->last_progress_ms = tsnap_s3_now_ms();
-	x->last_check_ms = x->last_progress_ms;
-	tsnap_s3_buf_init(&x->reply);
-
-	tsnap_s3_buf_init(&path);
 	tsnap_s3_buf_init(&url);
-	tsnap_s3_build_path(&path, c, req->key);
-	tsnap_s3_buf_printf(&url, "%s%s", c->endpoint,
-						path.data ? path.data : "/");
+	tsnap_s3_buf_printf(&url, "%s%s", c->endpoint, path);
 	for (i = 0; i < req->nquery; i++)
 	{
 		tsnap_s3_buf_puts(&url, i == 0 ? "?" : "&");
@@ -293,6 +284,55 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy,
 								strlen(req->query[i].value), false);
 		}
 	}
+	if (url.oom)
+	{
+		tsnap_s3_buf_free(&url);
+		return NULL;
+	}
+	return tsnap_s3_buf_release(&url);
+}
+
+/*
+ * The attempt's curl header list, in x->headers: the signed headers, the
+ * Authorization, and the empty headers that keep curl from adding its own.
+ * Returns false if an allocation failed.
+ */
+static bool
+build_header_list(tsnap_s3_xfer *x, const tsnap_s3_request *req,
+				  const tsnap_s3_kv *hdrs, int nh, const char *authorization)
+{
+	bool		failed = false;
+	int			i;
+
+	for (i = 0; i < nh; i++)
+		add_header(&x->headers, &failed, hdrs[i].name, hdrs[i].value);
+	add_header(&x->headers, &failed, "Authorization", authorization);
+	/* Empty values make curl drop these headers. */
+	add_line(&x->headers, &failed, "Expect:");
+	if (strcmp(req->method, "POST") == 0 && !has_content_type(req))
+		add_line(&x->headers, &failed, "Content-Type:");
+	return !failed;
+}
+
+/*
+ * Sign req (path: its encoded path) over Host, x-amz-content-sha256,
+ * x-amz-date, the session token, a resumed GET's Range and the caller's
+ * headers, and build the attempt's header list.  Our copies of the
+ * Authorization value are wiped; curl's list keeps one until
+ * tsnap_s3_xfer_cleanup frees it.  On failure err is filled.
+ */
+static bool
+sign_headers(tsnap_s3_xfer *x, tsnap_s3_client *c, const char *path,
+			 const tsnap_s3_request *req, tsnap_s3_error *err)
+{
+	tsnap_s3_kv *hdrs;
+	int			nh = 0;
+	int			i;
+	char		amz_date[17];
+	char		payload_hash[65];
+	tsnap_s3_sigv4_input in;
+	tsnap_s3_sigv4_output out;
+	bool		ok;
 
 	if (req->payload_hash)
 		tsnap_s3_strlcpy(payload_hash, req->payload_hash,
@@ -303,11 +343,9 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy,
 	tsnap_s3_amz_date(c->fixed_time ? c->fixed_time : time(NULL), amz_date);
 
 	hdrs = calloc(req->nheaders + 5, sizeof(tsnap_s3_kv));
-	if (hdrs == NULL || path.oom || url.oom || payload_hash[0] == '\0')
+	if (hdrs == NULL || payload_hash[0] == '\0')
 	{
 		free(hdrs);
-		tsnap_s3_buf_free(&path);
-		tsnap_s3_buf_free(&url);
 		tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
 						   "out of memory");
 		return false;
@@ -323,17 +361,17 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy,
 		hdrs[nh].name = "x-amz-security-token";
 		hdrs[nh++].value = c->session_token;
 	}
-	if (range)
+	if (x->range)
 	{
 		hdrs[nh].name = "Range";
-		hdrs[nh++].value = range;
+		hdrs[nh++].value = x->range;
 	}
 	for (i = 0; i < req->nheaders; i++)
 		hdrs[nh++] = req->headers[i];
 
 	memset(&in, 0, sizeof(in));
 	in.method = req->method;
-	in.canonical_uri = path.data ? path.data : "/";
+	in.canonical_uri = path;
 	in.query = req->query;
 	in.nquery = req->nquery;
 	in.headers = hdrs;
@@ -344,33 +382,30 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy,
 	in.region = c->region;
 	in.service = "s3";
 	in.amz_date = amz_date;
-	if (!tsnap_s3_sigv4_sign(&in, &out))
-		failed = true;
-	else
-	{
-		for (i = 0; i < nh; i++)
-			add_header(&x->headers, &failed, hdrs[i].name, hdrs[i].value);
-		add_header(&x->headers, &failed, "Authorization", out.authorization);
-		/* Empty values make curl drop these headers. */
-		x->headers = curl_slist_append(x->headers, "Expect:");
-		if (x->headers == NULL)
-			failed = true;
-		if (strcmp(req->method, "POST") == 0 && !has_content_type(req))
-			x->headers = curl_slist_append(x->headers, "Content-Type:");
-	}
+	ok = tsnap_s3_sigv4_sign(&in, &out) &&
+		build_header_list(x, req, hdrs, nh, out.authorization);
 	if (out.authorization)
 		OPENSSL_cleanse(out.authorization, strlen(out.authorization));
 	tsnap_s3_sigv4_output_free(&out);
 	free(hdrs);
-	tsnap_s3_buf_free(&path);
-	x->url = tsnap_s3_buf_release(&url);
-	if (failed || x->url == NULL || x->headers == NULL)
+	if (!ok)
 	{
 		tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
 						   "could not sign the request");
 		return false;
 	}
+	return true;
+}
 
+/*
+ * Point easy at the attempt in x: URL and headers, TLS always verified, no
+ * redirects, timeouts, the callbacks, then the method and how its body is
+ * sent (always with a length, so never chunked).
+ */
+static void
+set_curl_options(CURL *easy, tsnap_s3_xfer *x, tsnap_s3_client *c,
+				 const tsnap_s3_request *req)
+{
 	curl_easy_reset(easy);
 	curl_easy_setopt(easy, CURLOPT_URL, x->url);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, x->headers);
@@ -420,6 +455,46 @@ tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy,
 	}
 	else
 		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+}
+
+/*
+ * Prepare easy for one attempt of req.  x->range, if the caller set it, is
+ * kept (a resumed GET); the rest of x starts afresh.  On failure err is
+ * filled; either way the caller runs tsnap_s3_xfer_cleanup(x) later.
+ */
+bool
+tsnap_s3_xfer_setup(tsnap_s3_xfer *x, tsnap_s3_client *c, CURL *easy,
+					const tsnap_s3_request *req, tsnap_s3_error *err)
+{
+	tsnap_s3_buf path;
+	const char *range = x->range;
+	bool		ok;
+
+	memset(x, 0, sizeof(*x));
+	x->client = c;
+	x->req = req;
+	x->easy = easy;
+	x->range = range;
+	x->last_progress_ms = tsnap_s3_now_ms();
+	x->last_check_ms = x->last_progress_ms;
+	tsnap_s3_buf_init(&x->reply);
+
+	tsnap_s3_buf_init(&path);
+	tsnap_s3_build_path(&path, c, req->key);
+	if (!path.oom)
+		x->url = build_url(c, path.data ? path.data : "/", req);
+	if (x->url == NULL)
+	{
+		tsnap_s3_buf_free(&path);
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, req->operation, req->key,
+						   "out of memory");
+		return false;
+	}
+	ok = sign_headers(x, c, path.data ? path.data : "/", req, err);
+	tsnap_s3_buf_free(&path);
+	if (!ok)
+		return false;
+	set_curl_options(easy, x, c, req);
 	return true;
 }
 

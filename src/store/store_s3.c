@@ -150,8 +150,9 @@ config_from_settings(tsnap_s3_config *config, TsnapCredentials *file_creds)
 	config->endpoint = tsnap_s3_endpoint;
 	config->region = tsnap_s3_region;
 	config->bucket = tsnap_s3_bucket;
+	/* auto: NULL lets the client choose, virtual for AWS, path elsewhere */
 	config->url_style = tsnap_s3_url_style == TSNAP_URL_STYLE_VIRTUAL ?
-		"virtual" : "path";
+		"virtual" : tsnap_s3_url_style == TSNAP_URL_STYLE_PATH ? "path" : NULL;
 	config->ca_file = (tsnap_s3_ca_file && tsnap_s3_ca_file[0]) ?
 		tsnap_s3_ca_file : NULL;
 	config->connect_timeout_ms = tsnap_s3_connect_timeout;

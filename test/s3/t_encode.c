@@ -117,6 +117,31 @@ main(void)
 	{
 		is_str(url_base(c, "k/../v"), "https://my-bucket.s3.eu-west-1.amazonaws.com/k/../v",
 			   "empty endpoint: AWS regional endpoint, virtual style");
+		is_str(c->host, "my-bucket.s3.eu-west-1.amazonaws.com",
+			   "empty endpoint, no style: Host names the bucket");
+		tsnap_s3_client_free(c);
+	}
+	/* what tsnap.s3_url_style = auto passes: no style at all */
+	c = client("", NULL, &err);
+	if (ok(c != NULL, "AWS client, empty endpoint and no style"))
+	{
+		ok(c->virtual_style, "empty endpoint, no style: virtual-hosted");
+		tsnap_s3_client_free(c);
+	}
+	c = client("http://127.0.0.1:7480", NULL, &err);
+	if (ok(c != NULL, "custom endpoint, no style"))
+	{
+		ok(!c->virtual_style, "custom endpoint, no style: path style");
+		is_str(url_base(c, "k"), "http://127.0.0.1:7480/my-bucket/k",
+			   "custom endpoint, no style: endpoint/bucket/key");
+		is_str(c->host, "127.0.0.1:7480", "custom endpoint, no style: Host is the endpoint's");
+		tsnap_s3_client_free(c);
+	}
+	c = client("https://abc123.r2.cloudflarestorage.com", NULL, &err);
+	if (ok(c != NULL, "https custom endpoint, no style"))
+	{
+		is_str(url_base(c, "k"), "https://abc123.r2.cloudflarestorage.com/my-bucket/k",
+			   "https custom endpoint, no style: path style");
 		tsnap_s3_client_free(c);
 	}
 	c = client("", "path", &err);
