@@ -275,7 +275,7 @@ tsnap_define_settings(void)
 		DefineCustomIntVariable("tsnap.max_workers",
 								"Background workers that may build snapshots at once.",
 								"Further requests wait in a queue.",
-								&tsnap_max_workers, 2, 1, 64,
+								&tsnap_max_workers, 2, 1, TSNAP_WORKERS_LIMIT,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("tsnap.key_prefix",
 							   "Prefix of every object key tsnap writes.",

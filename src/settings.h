@@ -15,6 +15,9 @@ typedef enum TsnapUrlStyle
 	TSNAP_URL_STYLE_VIRTUAL
 } TsnapUrlStyle;
 
+/* the upper bound of tsnap.max_workers: the pool's size in shared memory */
+#define TSNAP_WORKERS_LIMIT		64
+
 extern char *tsnap_s3_endpoint;
 extern char *tsnap_s3_region;
 extern char *tsnap_s3_bucket;

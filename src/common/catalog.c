@@ -29,6 +29,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/value.h"
@@ -195,6 +196,59 @@ pin_search_path(void)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	return nestlevel;
+}
+
+/*
+ * Run sql through SPI with nargs arguments (nulls as SPI takes them, or
+ * NULL); raises if it fails.  The caller is inside tsnap_catalog_enter when
+ * sql touches tsnap's catalog.
+ */
+void
+tsnap_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		   const char *nulls)
+{
+	int			rc;
+
+	SPI_connect();
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+	SPI_finish();
+}
+
+/*
+ * Run a query whose first column is an OID (or a reg* type); its non-null
+ * values, as a list in the caller's memory context.  It runs in SPI's
+ * read-write mode, so that it sees what the current command itself just
+ * changed.
+ */
+List *
+tsnap_query_oids(const char *sql, int nargs, Oid *argtypes, Datum *values)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	List	   *result = NIL;
+	uint64		row;
+	int			rc;
+
+	SPI_connect();
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[row],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old;
+
+		if (isnull)
+			continue;
+		old = MemoryContextSwitchTo(callercxt);
+		result = lappend_oid(result, DatumGetObjectId(d));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return result;
 }
 
 /*

@@ -38,6 +38,10 @@ extern void tsnap_catalog_enter_or_raise(TsnapCatalogUser *saved);
 extern void tsnap_catalog_leave(TsnapCatalogUser *saved);
 extern bool tsnap_push_snapshot_if_none(void);
 extern Datum tsnap_oid_array(List *relids);
+extern void tsnap_exec(const char *sql, int nargs, Oid *argtypes,
+					   Datum *values, const char *nulls);
+extern List *tsnap_query_oids(const char *sql, int nargs, Oid *argtypes,
+							  Datum *values);
 
 /* relation_checks.c: what the table is, and what the current user may do */
 typedef enum TsnapRelationUse

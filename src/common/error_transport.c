@@ -10,8 +10,8 @@
  * pointers, so the fields are flattened into one fixed-size buffer: each
  * field in a fixed order as a presence byte and, if present, its text with
  * its NUL.  A field that does not fit in what is left is cut at a character
- * boundary, the longest last (context, then detail), so that the message
- * always arrives.  The receiving side raises it with ThrowErrorData, which
+ * boundary, the longest kinds last (detail, then context), so that the
+ * message always arrives.  The receiving side raises it with ThrowErrorData, which
  * adds the receiver's own error context.
  *
  *-------------------------------------------------------------------------
@@ -22,48 +22,26 @@
 
 #include "common.h"
 
-/* the fields that travel, in the order they are packed */
-typedef enum FlatField
-{
-	FIELD_MESSAGE,
-	FIELD_HINT,
-	FIELD_SCHEMA,
-	FIELD_TABLE,
-	FIELD_COLUMN,
-	FIELD_DATATYPE,
-	FIELD_CONSTRAINT,
-	FIELD_DETAIL,
-	FIELD_CONTEXT,
-	NUM_FIELDS
-} FlatField;
+/*
+ * The fields that travel, in the order they are packed: the short ones
+ * first, so that only detail and context are ever cut.
+ */
+static const size_t fields[] = {
+	offsetof(ErrorData, message),
+	offsetof(ErrorData, hint),
+	offsetof(ErrorData, schema_name),
+	offsetof(ErrorData, table_name),
+	offsetof(ErrorData, column_name),
+	offsetof(ErrorData, datatype_name),
+	offsetof(ErrorData, constraint_name),
+	offsetof(ErrorData, detail),
+	offsetof(ErrorData, context),
+};
 
-static const char **
-field_slot(ErrorData *edata, FlatField f)
+static char **
+field_slot(ErrorData *edata, int f)
 {
-	switch (f)
-	{
-		case FIELD_MESSAGE:
-			return (const char **) &edata->message;
-		case FIELD_HINT:
-			return (const char **) &edata->hint;
-		case FIELD_SCHEMA:
-			return (const char **) &edata->schema_name;
-		case FIELD_TABLE:
-			return (const char **) &edata->table_name;
-		case FIELD_COLUMN:
-			return (const char **) &edata->column_name;
-		case FIELD_DATATYPE:
-			return (const char **) &edata->datatype_name;
-		case FIELD_CONSTRAINT:
-			return (const char **) &edata->constraint_name;
-		case FIELD_DETAIL:
-			return (const char **) &edata->detail;
-		case FIELD_CONTEXT:
-			return (const char **) &edata->context;
-		default:
-			elog(ERROR, "unknown error field %d", (int) f);
-	}
-	return NULL;				/* keep compiler quiet */
+	return (char **) ((char *) edata + fields[f]);
 }
 
 /*
@@ -77,7 +55,7 @@ tsnap_error_flatten(const ErrorData *edata, TsnapFlatError *flat)
 	int			f;
 
 	flat->sqlerrcode = edata->sqlerrcode;
-	for (f = 0; f < NUM_FIELDS; f++)
+	for (f = 0; f < lengthof(fields); f++)
 	{
 		const char *s = *field_slot(&copy, f);
 		int			room = TSNAP_FLAT_ERROR_SIZE - pos - 2;	/* flag, NUL */
@@ -127,7 +105,7 @@ tsnap_error_throw(const TsnapFlatError *flat)
 	memset(&edata, 0, sizeof(edata));
 	edata.elevel = ERROR;
 	edata.sqlerrcode = flat->sqlerrcode;
-	for (f = 0; f < NUM_FIELDS && pos < flat->len; f++)
+	for (f = 0; f < lengthof(fields) && pos < flat->len; f++)
 	{
 		bool		present = flat->data[pos++] != 0;
 

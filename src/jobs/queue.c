@@ -22,13 +22,9 @@
  * its snapshot right now waits until the version is published and then
  * decides, so that it never starts a second upload of the same version.
  *
- * Workers: at most tsnap.max_workers run at once, each bound to a database
- * and serving one request.  A worker takes the oldest QUEUED request of its
- * database, and a free place in the pool goes to the database of the oldest
- * QUEUED request that has no worker yet, so requests are served in arrival
- * order across the cluster.  Waiting callers re-check every second (and
- * whenever a worker finishes or exits) and launch a worker when one is
- * needed and the pool has room.
+ * Workers: waiting callers re-check every second (and whenever a worker
+ * finishes or exits) and ask the pool (pool.c) to launch a worker when one
+ * is needed and it has room.
  *
  * Deadlocks: a caller waits on a condition variable, which PostgreSQL's
  * deadlock detector cannot see, while holding its locks on the table.  If
@@ -46,9 +42,12 @@
  * waits for any more is cancelled while it is still preparing (waiting for
  * a lock, planning its scan), so that no role can hold a worker by making
  * it wait on her behalf (worker.c checks every TSNAP_CHECK_INTERVAL_MS); no
- * caller joins it
- * then.  Once it streams rows it finishes and is recorded, so the work
- * serves later calls.
+ * caller joins it then.  Once it streams rows it finishes and is recorded,
+ * so the work serves later calls.
+ *
+ * Errors: a failed request's error reaches every caller whole, raised as if
+ * in the caller (common/error_transport.c); but never another role's (see
+ * tsnap_jobs_run).
  *
  * Locking: one LWLock guards the whole structure; it is held only to read or
  * change a few fields, never across I/O.

@@ -16,8 +16,7 @@
 
 #include "common/common.h"
 #include "jobs/jobs.h"
-
-#define TSNAP_WORKERS_LIMIT 64	/* upper bound of tsnap.max_workers */
+#include "settings.h"
 
 /*
  * How long a waiter or worker sleeps between checks of things nobody

@@ -92,6 +92,7 @@ fill_result(TsnapSnapshotResult *result)
 	result->timeline = result_int8("timeline");
 }
 
+/* Run sql in the current SPI connection; its result stays in SPI_tuptable. */
 static void
 exec_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		   const char *nulls)
@@ -131,14 +132,14 @@ tsnap_ledger_record_intent(const char *key)
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[3];
 
-	begin_write(&saved);
+	tsnap_catalog_enter_or_raise(&saved);
 	values[0] = CStringGetTextDatum(key);
 	values[1] = CStringGetTextDatum(tsnap_store_endpoint());
 	values[2] = CStringGetTextDatum(tsnap_store_bucket());
-	exec_write("INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+	tsnap_exec("INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
 			   "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, argtypes, values,
 			   NULL);
-	end_write(&saved);
+	tsnap_catalog_leave(&saved);
 }
 
 /*
@@ -156,15 +157,13 @@ tsnap_ledger_retire_tables(List *relids)
 	if (relids == NIL)
 		return;
 	values[0] = tsnap_oid_array(relids);
-	SPI_connect();
-	exec_write(psprintf("WITH r AS (DELETE FROM tsnap.snapshots "
+	tsnap_exec(psprintf("WITH r AS (DELETE FROM tsnap.snapshots "
 						"  WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) "
 						"  RETURNING key, endpoint, bucket) "
 						"INSERT INTO tsnap.pending_deletes (key, endpoint, bucket, not_before) "
 						"SELECT key, endpoint, bucket, " AFTER_KEEP_FOR_SQL " FROM r "
 						"ON CONFLICT DO NOTHING", tsnap_keep_for),
 			   1, argtypes, values, NULL);
-	SPI_finish();
 }
 
 /*
@@ -238,40 +237,24 @@ tsnap_ledger_apply_retention_all(void)
 }
 
 /*
- * Record a finished upload, in a read-write transaction of its own.
- *
- * If stale_key is set (a hit whose object had vanished), that row is retired
- * first.  If another worker recorded the same content meanwhile, its row
- * wins: result becomes that row, our object is queued for deletion, and the
- * function returns false.  Then retention runs for the table, never
- * touching the key just recorded.
+ * Inside begin_write: lock relid's tracking row if it is still tracked
+ * under tracking_id, else raise 55000.  The table's lock went with the
+ * scan's transaction, so it may have been dropped or untracked since; then
+ * nothing is recorded, the upload intent stays queued and retention
+ * deletes the object.  The row lock also makes recorders of one table take
+ * turns.
  */
-bool
-tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
-					  const char *fingerprint, const char *stale_key,
-					  TsnapSnapshotResult *result)
+static void
+lock_tracking(Oid relid, const pg_uuid_t *tracking_id)
 {
-	TsnapCatalogUser saved;
-	Oid			argtypes[12] = {TEXTOID, REGCLASSOID, UUIDOID, INT8OID, TEXTOID,
-		INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[12];
-	Oid			keyarg[1] = {TEXTOID};
-	Datum		keyval[1];
-	bool		inserted;
+	Oid			argtypes[2] = {REGCLASSOID, UUIDOID};
+	Datum		values[2];
 
-	begin_write(&saved);
-
-	/*
-	 * The table's lock went with the scan's transaction, so it may have been
-	 * dropped or untracked since.  Then record nothing: the upload intent
-	 * stays queued and retention deletes the object.
-	 */
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = UUIDPGetDatum(tracking_id);
-	/* and the row lock makes recorders of one table take turns */
 	exec_write("SELECT 1 FROM tsnap.tracked_tables WHERE tbl OPERATOR(pg_catalog.=) $1 "
 			   "AND tracking_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
-			   2, argtypes + 1, values, NULL);
+			   2, argtypes, values, NULL);
 	if (SPI_processed == 0)
 	{
 		char	   *relname = get_rel_name(relid);
@@ -284,16 +267,39 @@ tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
 				 errmsg("table with OID %u was dropped while its snapshot was being built",
 						relid)));
 	}
+}
 
-	if (stale_key && stale_key[0])
-	{
-		keyval[0] = CStringGetTextDatum(stale_key);
-		exec_write("WITH r AS (DELETE FROM tsnap.snapshots WHERE key OPERATOR(pg_catalog.=) $1 "
-				   "RETURNING key, endpoint, bucket) "
-				   "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
-				   "SELECT key, endpoint, bucket FROM r "
-				   "ON CONFLICT DO NOTHING", 1, keyarg, keyval, NULL);
-	}
+/* Inside begin_write: the snapshot at key goes to the delete queue. */
+static void
+retire_key(const char *key)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(key);
+	exec_write("WITH r AS (DELETE FROM tsnap.snapshots WHERE key OPERATOR(pg_catalog.=) $1 "
+			   "RETURNING key, endpoint, bucket) "
+			   "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
+			   "SELECT key, endpoint, bucket FROM r "
+			   "ON CONFLICT DO NOTHING", 1, argtypes, values, NULL);
+}
+
+/*
+ * Inside begin_write: insert the snapshot in result, unless the table's
+ * newest snapshot here already has this content (another worker was
+ * quicker): that one wins, and the upload intent keeps our copy queued for
+ * deletion.  An older snapshot with this content (a fingerprint that came
+ * back) does not: ours becomes the newest.  Either way result becomes the
+ * row that stands; returns whether it is ours.
+ */
+static bool
+insert_unless_recorded(Oid relid, const pg_uuid_t *tracking_id,
+					   const char *fingerprint, TsnapSnapshotResult *result)
+{
+	Oid			argtypes[12] = {TEXTOID, REGCLASSOID, UUIDOID, INT8OID, TEXTOID,
+		INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[12];
+	bool		isnull;
 
 	values[0] = CStringGetTextDatum(result->key);
 	values[1] = ObjectIdGetDatum(relid);
@@ -308,12 +314,6 @@ tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
 	values[10] = CStringGetTextDatum(tsnap_store_bucket());
 	values[11] = Int64GetDatum((int64) GetWALInsertionTimeLine());
 
-	/*
-	 * If the table's newest snapshot here already has this content (another
-	 * worker was quicker), it wins, and the upload intent keeps our copy
-	 * queued for deletion.  An older snapshot with this content (a
-	 * fingerprint that came back) does not: ours becomes the newest.
-	 */
 	exec_write("SELECT " RESULT_COLUMNS ", "
 			   "rows_version OPERATOR(pg_catalog.=) $4 AND fingerprint OPERATOR(pg_catalog.=) $5 AS same "
 			   "FROM tsnap.snapshots "
@@ -321,31 +321,44 @@ tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
 			   "AND endpoint OPERATOR(pg_catalog.=) $10 AND bucket OPERATOR(pg_catalog.=) $11 "
 			   "ORDER BY rows_version DESC, created_at DESC LIMIT 1",
 			   12, argtypes, values, NULL);
-	if (SPI_processed == 1)
+	if (SPI_processed == 1 && DatumGetBool(result_value("same", &isnull)))
 	{
-		bool		isnull;
-
-		inserted = !DatumGetBool(result_value("same", &isnull));
-	}
-	else
-		inserted = true;
-	if (inserted)
-	{
-		exec_write("INSERT INTO tsnap.snapshots (key, tbl, tracking_id, rows_version, "
-				   "fingerprint, rows, bytes, etag, parts, endpoint, bucket, timeline) "
-				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-				   "RETURNING " RESULT_COLUMNS, 12, argtypes, values, NULL);
 		fill_result(result);
-		/* recorded: no longer a candidate for deletion */
-		keyval[0] = values[0];
-		exec_write("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
-				   1, keyarg, keyval, NULL);
+		return false;
 	}
-	else
-		fill_result(result);
 
+	exec_write("INSERT INTO tsnap.snapshots (key, tbl, tracking_id, rows_version, "
+			   "fingerprint, rows, bytes, etag, parts, endpoint, bucket, timeline) "
+			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+			   "RETURNING " RESULT_COLUMNS, 12, argtypes, values, NULL);
+	fill_result(result);
+	/* recorded: no longer a candidate for deletion */
+	exec_write("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
+			   1, argtypes, values, NULL);
+	return true;
+}
+
+/*
+ * Record a finished upload, in the current transaction, which the caller
+ * commits: retire stale_key if set (a hit whose object had vanished),
+ * insert the snapshot unless another worker recorded the same content
+ * meanwhile (then result becomes that row and false is returned), then
+ * apply retention to the table, never touching the key that stands.
+ */
+bool
+tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
+					const char *fingerprint, const char *stale_key,
+					TsnapSnapshotResult *result)
+{
+	TsnapCatalogUser saved;
+	bool		inserted;
+
+	begin_write(&saved);
+	lock_tracking(relid, tracking_id);
+	if (stale_key && stale_key[0])
+		retire_key(stale_key);
+	inserted = insert_unless_recorded(relid, tracking_id, fingerprint, result);
 	apply_retention(relid, result->key);
-
 	end_write(&saved);
 	return inserted;
 }
@@ -365,8 +378,7 @@ tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
 void
 tsnap_ledger_retire_untracked(void)
 {
-	SPI_connect();
-	exec_write(psprintf("WITH gone AS (SELECT s.key FROM tsnap.snapshots s WHERE NOT EXISTS "
+	tsnap_exec(psprintf("WITH gone AS (SELECT s.key FROM tsnap.snapshots s WHERE NOT EXISTS "
 						"  (SELECT FROM tsnap.tracked_tables t "
 						"   WHERE t.tbl OPERATOR(pg_catalog.=) s.tbl "
 						"   AND t.tracking_id OPERATOR(pg_catalog.=) s.tracking_id) "
@@ -378,7 +390,6 @@ tsnap_ledger_retire_untracked(void)
 						"SELECT key, endpoint, bucket, " AFTER_KEEP_FOR_SQL " FROM r "
 						"ON CONFLICT DO NOTHING", tsnap_keep_for),
 			   0, NULL, NULL, NULL);
-	SPI_finish();
 }
 
 /*
@@ -429,17 +440,15 @@ tsnap_ledger_delete_done(const char *key, const char *failure)
 	Datum		values[2];
 
 	values[0] = CStringGetTextDatum(key);
-	SPI_connect();
 	if (failure == NULL)
-		exec_write("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
+		tsnap_exec("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
 				   1, argtypes, values, NULL);
 	else
 	{
 		values[1] = CStringGetTextDatum(failure);
-		exec_write("UPDATE tsnap.pending_deletes "
+		tsnap_exec("UPDATE tsnap.pending_deletes "
 				   "SET attempts = attempts OPERATOR(pg_catalog.+) 1, last_error = $2 "
 				   "WHERE key OPERATOR(pg_catalog.=) $1",
 				   2, argtypes, values, NULL);
 	}
-	SPI_finish();
 }

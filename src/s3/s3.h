@@ -44,6 +44,7 @@
 #define S3_MIN_PART_SIZE			((size_t) 5 * 1024 * 1024)
 #define S3_MAX_PART_SIZE			((size_t) 5 * 1024 * 1024 * 1024)
 #define S3_MAX_PARTS				10000
+#define S3_MAX_KEY_LEN				1024	/* bytes */
 #define S3_MAX_OBJECT_SIZE			((uint64_t) 5 * 1024 * 1024 * 1024 * 1024)
 #define S3_DEFAULT_PART_SIZE		((size_t) 8 * 1024 * 1024)
 #define S3_DEFAULT_PARTS_IN_FLIGHT	4
@@ -71,7 +72,8 @@ typedef struct tsnap_s3_error
 {
 	tsnap_s3_error_kind kind;
 	const char *operation;		/* static string: "PutObject", "UploadPart" */
-	char		key[1100];		/* object key (truncated if needed) */
+	char		key[S3_MAX_KEY_LEN + 1];	/* object key (truncated if
+											 * needed) */
 	long		http_status;	/* 0 if no HTTP answer */
 	char		code[64];		/* S3 <Code>, e.g. "SlowDown" */
 	char		message[512];	/* S3 <Message> */

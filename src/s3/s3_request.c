@@ -37,8 +37,8 @@
  * streaming uploader runs curl only between the producer's writes, and curl
  * moves at most one buffer per transfer each time; at 64 kB the parts in
  * flight drained no faster than the scan filled them.  512 kB per handle
- * made a snapshot miss at scale 10 about 13% faster (bench/snapshot.sh);
- * 2 MB (curl's maximum) gained nothing more.
+ * made misses faster in bench/snapshot.sh; 2 MB (curl's maximum) gained
+ * nothing more.
  */
 #define UPLOAD_BUFFER 524288L
 

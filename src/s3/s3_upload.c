@@ -472,7 +472,7 @@ tsnap_s3_upload_begin(tsnap_s3_client *c, const char *key,
 	int			i;
 
 	tsnap_s3_error_clear(err);
-	if (key == NULL || key[0] == '\0' || strlen(key) > 1024)
+	if (key == NULL || key[0] == '\0' || strlen(key) > S3_MAX_KEY_LEN)
 	{
 		tsnap_s3_error_set(err, S3_ERR_INVALID, "upload", key,
 						   "key must be 1 to 1024 bytes long");

@@ -57,6 +57,8 @@ struct TsnapPut
 	tsnap_s3_upload *upload;
 };
 
+StaticAssertDecl(TSNAP_OBJECT_KEY_MAX == S3_MAX_KEY_LEN,
+				 "store and S3 client disagree on the longest key");
 StaticAssertDecl(TSNAP_ETAG_MAX == sizeof(((tsnap_s3_upload_result *) 0)->etag),
 				 "store and S3 client disagree on the ETag size");
 

@@ -5,7 +5,7 @@
  *
  * A hot version row that every writing statement updates serializes all
  * writers of a table: each holds the row lock from its statement until its
- * commit has been flushed (we measured 0.37x throughput at 8 clients).  So
+ * commit has been flushed (bench/tracking.sh showed it with 8 clients).  So
  * the trigger writes nothing.  It counts the statement in a backend-local
  * list, and just before commit (XACT_EVENT_PRE_COMMIT, after deferred
  * triggers have run) the counts are added to the version shard row that
@@ -36,7 +36,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/backendid.h"
 #include "utils/array.h"
@@ -142,15 +141,12 @@ upsert_shard(Oid tbl, int64 shard, int64 count)
 	if (!tsnap_catalog_enter(&saved))
 		return;
 	pushed = tsnap_push_snapshot_if_none();
-	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO tsnap.version_shards AS s (tbl, shard, bumps) "
-							  "SELECT t.tbl, $2, $3 FROM tsnap.tracked_tables t "
-							  "WHERE t.tbl OPERATOR(pg_catalog.=) $1 "
-							  "ON CONFLICT (tbl, shard) DO UPDATE "
-							  "SET bumps = s.bumps OPERATOR(pg_catalog.+) excluded.bumps",
-							  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not bump tsnap version of relation %u", tbl);
-	SPI_finish();
+	tsnap_exec("INSERT INTO tsnap.version_shards AS s (tbl, shard, bumps) "
+			   "SELECT t.tbl, $2, $3 FROM tsnap.tracked_tables t "
+			   "WHERE t.tbl OPERATOR(pg_catalog.=) $1 "
+			   "ON CONFLICT (tbl, shard) DO UPDATE "
+			   "SET bumps = s.bumps OPERATOR(pg_catalog.+) excluded.bumps",
+			   3, argtypes, values, NULL);
 	if (pushed)
 		PopActiveSnapshot();
 	tsnap_catalog_leave(&saved);

@@ -5,9 +5,9 @@
  *
  * This runs at every commit of every transaction that writes a tracked
  * table, so it bypasses SPI and the executor: an index lookup and one
- * heap_update, usually HOT (fillfactor 50, no indexed column changes).  We
- * measured the SPI upsert it replaces at about 33us per commit, a quarter of
- * a pgbench single-row UPDATE.
+ * heap_update, usually HOT (fillfactor 50, no indexed column changes): an
+ * SPI upsert cost writers a large share of a single-row UPDATE
+ * (bench/tracking.sh).
  *
  * An increment commutes with every other increment, so it is always applied
  * to the latest committed version of the row, whatever the isolation level,

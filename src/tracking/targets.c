@@ -4,8 +4,7 @@
  *	  Per-backend cache: which tracked tables a write to a relation bumps.
  *
  * Working that out takes a pg_inherits walk and a catalog query, far too
- * much to repeat at every commit (we measured it at about 17us, 12% of a
- * pgbench single-row UPDATE).  The answer only changes when relations are
+ * much to repeat at every commit (bench/tracking.sh).  The answer only changes when relations are
  * tracked, untracked, attached, detached, created or dropped, and each of
  * those sends a relcache invalidation for the relations involved
  * (tsnap_track and tsnap_untrack send them explicitly).  So the cache is

@@ -346,18 +346,14 @@ tie_trigger_to_extension(Oid trigoid, bool renaming)
 	SPI_finish();
 }
 
+/* Run sql with $1 = relid. */
 static void
 exec_catalog(const char *sql, Oid relid)
 {
 	Oid			argtypes[1] = {REGCLASSOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
-	int			rc;
 
-	SPI_connect();
-	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
-	if (rc < 0)
-		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
-	SPI_finish();
+	tsnap_exec(sql, 1, argtypes, values, NULL);
 }
 
 /* Run sql with $1 = relids as oid[]. */
@@ -366,13 +362,8 @@ exec_catalog_oids(const char *sql, List *relids)
 {
 	Oid			argtypes[1] = {OIDARRAYOID};
 	Datum		values[1] = {tsnap_oid_array(relids)};
-	int			rc;
 
-	SPI_connect();
-	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
-	if (rc < 0)
-		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
-	SPI_finish();
+	tsnap_exec(sql, 1, argtypes, values, NULL);
 }
 
 /*
@@ -688,45 +679,13 @@ tsnap_on_ddl_command_end(PG_FUNCTION_ARGS)
  * tracking trigger that a tracked table still needs cannot be dropped
  * (except by tsnap_untrack, or along with its table).
  */
-/*
- * The relations the current DROP removed, in the caller's memory context.
- */
-static List *
-dropped_tables(void)
-{
-	MemoryContext callercxt = CurrentMemoryContext;
-	List	   *gone = NIL;
-	uint64		row;
-
-	SPI_connect();
-	if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects() "
-					"WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-					"AND objsubid OPERATOR(pg_catalog.=) 0",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
-	for (row = 0; row < SPI_processed; row++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[row],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old = MemoryContextSwitchTo(callercxt);
-
-		gone = lappend_oid(gone, DatumGetObjectId(d));
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
-	return gone;
-}
-
 Datum
 tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 {
 	TsnapCatalogUser saved;
 	List	   *gone;
-	List	   *guarded = NIL;
+	List	   *guarded;
 	ListCell   *lc;
-	uint64		row;
-	MemoryContext callercxt = CurrentMemoryContext;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -737,7 +696,10 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 
 	/* the tables that went: their tracking and their snapshots go too */
-	gone = dropped_tables();
+	gone = tsnap_query_oids("SELECT objid FROM pg_catalog.pg_event_trigger_dropped_objects() "
+							"WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+							"AND objsubid OPERATOR(pg_catalog.=) 0",
+							0, NULL, NULL);
 	if (gone != NIL)
 	{
 		exec_catalog_oids("DELETE FROM tsnap.version_shards "
@@ -747,31 +709,15 @@ tsnap_on_sql_drop(PG_FUNCTION_ARGS)
 		tsnap_ledger_retire_tables(gone);
 	}
 
-	/* tsnap's triggers dropped from tables that stay */
-	SPI_connect();
-	if (SPI_execute("SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
-					"       OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
-					"       pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
-					"FROM pg_catalog.pg_event_trigger_dropped_objects() "
-					"WHERE object_type OPERATOR(pg_catalog.=) 'trigger' "
-					"AND address_names[3] OPERATOR(pg_catalog.=) ANY (ARRAY['" TSNAP_TRIGGER_NAME "', '"
-					TSNAP_ROW_TRIGGER_NAME "'])",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_event_trigger_dropped_objects()");
-	for (row = 0; row < SPI_processed; row++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[row],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old;
-
-		if (isnull)
-			continue;			/* the table went too */
-		old = MemoryContextSwitchTo(callercxt);
-		guarded = lappend_oid(guarded, DatumGetObjectId(d));
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
+	/* tsnap's triggers dropped from tables that stay (NULL: the table went) */
+	guarded = tsnap_query_oids("SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(address_names[1]) "
+							   "       OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
+							   "       pg_catalog.quote_ident(address_names[2]))::pg_catalog.oid "
+							   "FROM pg_catalog.pg_event_trigger_dropped_objects() "
+							   "WHERE object_type OPERATOR(pg_catalog.=) 'trigger' "
+							   "AND address_names[3] OPERATOR(pg_catalog.=) ANY (ARRAY['" TSNAP_TRIGGER_NAME "', '"
+							   TSNAP_ROW_TRIGGER_NAME "'])",
+							   0, NULL, NULL);
 
 	if (!tsnap_untracking())
 	{

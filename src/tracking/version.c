@@ -112,45 +112,15 @@ tsnap_read_tracking(Oid relid, pg_uuid_t *tracking_id)
 List *
 tsnap_tracked_among(List *relids)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	List	   *result = NIL;
-	Datum	   *elems;
-	ArrayType  *arr;
-	Oid			argtypes[1] = {REGCLASSARRAYOID};
+	Oid			argtypes[1] = {OIDARRAYOID};
 	Datum		values[1];
-	ListCell   *lc;
-	int			i = 0;
-	uint64		row;
 
 	if (relids == NIL)
 		return NIL;
-
-	elems = palloc(sizeof(Datum) * list_length(relids));
-	foreach(lc, relids)
-		elems[i++] = ObjectIdGetDatum(lfirst_oid(lc));
-	arr = construct_array(elems, i, REGCLASSOID, sizeof(Oid), true,
-						  TYPALIGN_INT);
-	values[0] = PointerGetDatum(arr);
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT tbl FROM tsnap.tracked_tables "
-							  "WHERE tbl OPERATOR(pg_catalog.=) ANY ($1)",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tsnap.tracked_tables");
-
-	for (row = 0; row < SPI_processed; row++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[row],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old = MemoryContextSwitchTo(callercxt);
-
-		result = lappend_oid(result, DatumGetObjectId(d));
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
-
-	return result;
+	values[0] = tsnap_oid_array(relids);
+	return tsnap_query_oids("SELECT tbl FROM tsnap.tracked_tables "
+							"WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+							1, argtypes, values);
 }
 
 /*
