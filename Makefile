@@ -2,6 +2,9 @@
 #
 # The version lives in tsnap.control alone; META.json and the install script
 # name are checked against it by "make check-version" (run by the test suite).
+# sql/tsnap--X.Y.Z.sql is the full install script of release X.Y.Z: once
+# released it is frozen, and a database on it reaches the next release
+# through sql/tsnap--X.Y.Z--<next>.sql.
 
 EXTENSION = tsnap
 EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
@@ -39,6 +42,7 @@ OBJS = \
 	src/s3/s3_xml.o
 PGFILEDESC = "tsnap - version-keyed CSV snapshots of tables in S3"
 
+# every full install script and every upgrade script
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
@@ -65,15 +69,25 @@ include $(PGXS)
 # after PGXS, which sets PROVE_FLAGS itself: the TAP tests' shared helpers
 PROVE_FLAGS += -I $(srcdir)/test/perl
 
+# check-version also wants an upgrade script out of every older release: a
+# release that nothing upgrades from would strand the databases on it.
 .PHONY: check-version
 check-version:
 	@test "$$(sed -n 's/^   "version": "\([^"]*\)".*/\1/p' META.json | head -1)" = "$(EXTVERSION)" || \
 		{ echo "META.json version differs from tsnap.control ($(EXTVERSION))"; exit 1; }
 	@grep -q '"file": "sql/$(EXTENSION)--$(EXTVERSION).sql"' META.json || \
 		{ echo "META.json does not name sql/$(EXTENSION)--$(EXTVERSION).sql"; exit 1; }
+	@test "$$(sed -n 's/^         "version": "\([^"]*\)".*/\1/p' META.json | head -1)" = "$(EXTVERSION)" || \
+		{ echo "META.json provides a version other than $(EXTVERSION)"; exit 1; }
 	@test -f sql/$(EXTENSION)--$(EXTVERSION).sql || \
 		{ echo "install script sql/$(EXTENSION)--$(EXTVERSION).sql missing"; exit 1; }
-	@echo "version $(EXTVERSION): tsnap.control, META.json and install script agree"
+	@for f in sql/$(EXTENSION)--*.sql; do \
+		v=$${f#sql/$(EXTENSION)--}; v=$${v%.sql}; \
+		case $$v in *--*|$(EXTVERSION)) continue ;; esac; \
+		ls sql/$(EXTENSION)--$$v--*.sql >/dev/null 2>&1 || \
+			{ echo "release $$v has no upgrade script sql/$(EXTENSION)--$$v--*.sql"; exit 1; }; \
+	done
+	@echo "version $(EXTVERSION): tsnap.control, META.json and install script agree; every older release upgrades"
 
 # The suites one at a time (PGXS's installcheck stops at the first failing
 # one); test/run-all.sh calls these.
