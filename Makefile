@@ -53,7 +53,7 @@ SHLIB_LINK = $(shell pkg-config --libs libcurl libxml-2.0) -lcrypto
 # pg_regress (sql/, expected/), isolation specs (test/specs, test/expected)
 # and TAP tests (test/t) all run against servers with tsnap preloaded; see
 # test/run-all.sh, which is what the README and CI call.
-REGRESS = tracking tracking_errors tracking_privileges snapshot snapshot_errors
+REGRESS = tracking tracking_errors tracking_privileges snapshot snapshot_errors upgrade
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 ISOLATION = tracking_writers tracking_snapshot snapshot_callers snapshot_writers snapshot_types
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --load-extension=$(EXTENSION)
