@@ -69,13 +69,8 @@ INSERT INTO orders VALUES (11, 'dup', 1);
 COMMIT;
 SELECT tsnap_version('orders');
 
--- two-phase commit counts at PREPARE, visible at COMMIT PREPARED
-BEGIN;
-INSERT INTO orders VALUES (20, 'date', 1);
-PREPARE TRANSACTION 'tsnap_2pc';
-SELECT tsnap_version('orders');
-COMMIT PREPARED 'tsnap_2pc';
-SELECT tsnap_version('orders');
+-- two-phase commit: tracking_prepared.sql, which needs
+-- max_prepared_transactions
 
 -- procedures that commit count each of their transactions
 CREATE PROCEDURE add_two() LANGUAGE plpgsql AS $$

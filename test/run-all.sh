@@ -6,7 +6,9 @@
 # with tsnap preloaded, then runs
 #   - the version check (tsnap.control, META.json, install script agree),
 #   - pg_regress (sql/, expected/) and the isolation specs (test/specs/)
-#     against that cluster,
+#     against that cluster, all of them: also the _HARNESS ones that need
+#     its S3 settings or prepared transactions, which "make installcheck"
+#     leaves out (see the Makefile),
 #   - the TAP tests (test/t/), which start clusters of their own,
 #   - the S3 client's unit and integration tests (test/s3/), when present,
 # and stops everything it started, also on failure or interrupt.

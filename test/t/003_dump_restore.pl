@@ -116,8 +116,9 @@ is( $node_b->safe_psql('dst1',
 		"SELECT count(*) FROM pg_class WHERE relname = 'plain'"),
 	'1', 'single-transaction restore left the tables in place');
 
-is($node_b->safe_psql('dst', 'SELECT extversion FROM pg_extension WHERE extname = \'tsnap\''),
-	'0.1.0', 'extension restored');
+my $extversion_sql = "SELECT extversion FROM pg_extension WHERE extname = 'tsnap'";
+is($node_b->safe_psql('dst', $extversion_sql),
+	$node_a->safe_psql('src', $extversion_sql), 'extension restored at its version');
 is($node_b->safe_psql('dst', $tracked_sql),
 	$tracked_a, 'tsnap.tracked lists the same tables with the same versions');
 is( $node_b->safe_psql('dst',

@@ -9,6 +9,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TsnapTest;
 
+tsnap_require_s3();
+
 my $node = tsnap_node('smoke');
 $node->safe_psql('postgres', q{
 	CREATE TABLE t (id int PRIMARY KEY, v text);

@@ -17,6 +17,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TsnapTest;
 
+tsnap_require_s3();
+
 my $node = tsnap_node('fidelity');
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 

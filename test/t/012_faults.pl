@@ -25,6 +25,8 @@ use Digest::SHA qw(sha256_hex);
 use IPC::Run;
 use TsnapTest;
 
+tsnap_require_s3();
+
 my $MiB = 1024 * 1024;
 
 # A tracked table of $rows rows, about 90 bytes of CSV each.

@@ -18,6 +18,8 @@ use Test::More;
 use IPC::Run;
 use TsnapTest;
 
+tsnap_require_s3();
+
 my $node = tsnap_node('privret', conf => qq{
 tsnap.keep_versions = 2
 tsnap.keep_for = 0

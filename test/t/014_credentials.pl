@@ -16,6 +16,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TsnapTest;
 
+tsnap_require_s3();
+
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $file = "$tmp/credentials";
 

@@ -31,6 +31,8 @@ use Test::More;
 use Time::HiRes qw(time);
 use TsnapTest;
 
+tsnap_require_s3();
+
 my $node = tsnap_node('security', conf => qq{
 tsnap.max_workers = 2
 tsnap.keep_versions = 1

@@ -15,6 +15,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TsnapTest;
 
+tsnap_require_s3();
+
 my $node = tsnap_node('keys', conf => "tsnap.keep_versions = 100\n");
 
 my $pinned = q{

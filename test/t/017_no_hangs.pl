@@ -20,6 +20,8 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 use TsnapTest;
 
+tsnap_require_s3();
+
 sub worker_pids
 {
 	my ($node, $db) = @_;

@@ -13,6 +13,8 @@ use Test::More;
 use Time::HiRes qw(time);
 use TsnapTest;
 
+tsnap_require_s3();
+
 # A request in another table, so that a worker runs its housekeeping.
 sub housekeeping_pass
 {

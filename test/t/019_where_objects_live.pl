@@ -15,6 +15,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TsnapTest;
 
+tsnap_require_s3();
+
 sub exists_in
 {
 	my ($bucket, $key) = @_;

@@ -12,6 +12,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TsnapTest;
 
+tsnap_require_s3();
+
 my $node = tsnap_node('errors');
 $node->safe_psql('postgres', q{
 	CREATE ROLE carol LOGIN;

@@ -1,0 +1,195 @@
+/*
+ * tsnap--0.2.0.sql: the full install script of tsnap 0.2.0
+ *
+ * CREATE EXTENSION tsnap runs this file alone; a database on 0.1.0 gets the
+ * same objects from tsnap--0.1.0--0.2.0.sql.  A change to a SQL object goes
+ * into both files, and sql/upgrade.sql fails when they disagree.
+ */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION tsnap" to load this file. \quit
+
+/*
+ * The catalog lives in schema tsnap, whatever schema the API functions are
+ * created in.  Ordinary users get no rights on its tables: versions are
+ * written by tsnap's own C code, which switches to the catalog owner, so a
+ * user who can write a tracked table bumps its version without being able to
+ * forge or roll one back.
+ */
+CREATE SCHEMA tsnap;
+GRANT USAGE ON SCHEMA tsnap TO PUBLIC;
+
+-- One row per tracked table.  tracking_id names this incarnation of the
+-- tracking (a table untracked and tracked again, or dropped and re-created
+-- under the same name, gets a new one), so that later key layouts never reuse
+-- a name for different contents.
+CREATE TABLE tsnap.tracked_tables (
+	tbl			regclass PRIMARY KEY,
+	tracking_id	uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid() UNIQUE,
+	tracked_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- A table's rows_version is the sum of its shard rows.  Each backend adds its
+-- transaction's statement count to the shard its backend ID maps to (0-15),
+-- once, just before commit, so concurrent writers rarely touch the same row and
+-- never hold a shared row lock for longer than their own commit.  A prepared
+-- transaction inserts a row of its own (16 + its transaction ID) instead, so it
+-- never holds a shard that other writers need.
+CREATE TABLE tsnap.version_shards (
+	tbl			regclass NOT NULL,
+	shard		int8 NOT NULL,
+	bumps		int8 NOT NULL CHECK (bumps >= 0),
+	PRIMARY KEY (tbl, shard)
+) WITH (fillfactor = 50);
+
+REVOKE ALL ON tsnap.tracked_tables, tsnap.version_shards FROM PUBLIC;
+
+-- regclass columns are dumped by name, so tracking survives pg_dump/pg_restore.
+SELECT pg_catalog.pg_extension_config_dump('tsnap.tracked_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('tsnap.version_shards', '');
+
+CREATE FUNCTION tsnap.tracking_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'tsnap_tracking_trigger'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION tsnap.tracking_trigger() FROM PUBLIC;
+COMMENT ON FUNCTION tsnap.tracking_trigger() IS
+'statement-level trigger that counts writes to a tracked table; installed by tsnap_track';
+
+/*
+ * The C functions that run SQL as the catalog owner pin search_path there
+ * themselves (catalog.c); those that need no hot path pin it here too.
+ * tsnap_snapshot and tsnap_version are called on every cache hit, so they
+ * keep the caller's search_path, which they never use.
+ */
+CREATE FUNCTION tsnap_track(tbl regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tsnap_track'
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION tsnap_track(regclass) IS
+'start tracking writes to a table (and its partitions); owner only';
+
+CREATE FUNCTION tsnap_untrack(tbl regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tsnap_untrack'
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION tsnap_untrack(regclass) IS
+'stop tracking a table: remove its triggers and its catalog entry; owner only';
+
+CREATE FUNCTION tsnap_version(tbl regclass)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tsnap_version'
+LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION tsnap_version(regclass) IS
+'current rows_version of a tracked table, as seen by the current snapshot';
+
+-- A role sees only the tables it holds some privilege on (as tsnap_version
+-- requires); security_barrier keeps a caller's own (leaky) functions from
+-- seeing the rows the filter removes.
+CREATE VIEW tsnap.tracked WITH (security_barrier) AS
+	SELECT t.tbl AS tbl,
+		   @extschema@.tsnap_version(t.tbl) AS rows_version,
+		   t.tracking_id,
+		   t.tracked_at
+	FROM tsnap.tracked_tables t
+	WHERE pg_catalog.has_any_column_privilege(t.tbl,
+			'SELECT, INSERT, UPDATE, REFERENCES')
+	   OR pg_catalog.has_table_privilege(t.tbl, 'DELETE, TRUNCATE, TRIGGER');
+GRANT SELECT ON tsnap.tracked TO PUBLIC;
+COMMENT ON VIEW tsnap.tracked IS 'tracked tables on which the current role holds a privilege, with their current rows_version';
+
+/*
+ * Event triggers keep tracking whole (they pin search_path in C, once they
+ * have resolved the names in the user's command with the user's own): a partition (or inheritance child)
+ * created or attached under a tracked table gets the tracking trigger, a
+ * trigger created by pg_restore is tied to the extension, and a dropped table
+ * loses its catalog entry.
+ */
+CREATE FUNCTION tsnap.on_ddl_command_end()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'tsnap_on_ddl_command_end'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION tsnap.on_ddl_command_end() FROM PUBLIC;
+
+CREATE FUNCTION tsnap.on_sql_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'tsnap_on_sql_drop'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION tsnap.on_sql_drop() FROM PUBLIC;
+
+CREATE EVENT TRIGGER tsnap_ddl_command_end ON ddl_command_end
+	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
+	EXECUTE FUNCTION tsnap.on_ddl_command_end();
+
+CREATE EVENT TRIGGER tsnap_sql_drop ON sql_drop
+	EXECUTE FUNCTION tsnap.on_sql_drop();
+
+/*
+ * Snapshots.  One row per object tsnap uploaded and still keeps.  The key is
+ * unique forever (it carries a random nonce); a hit is one index range scan
+ * on (tbl, rows_version).
+ *
+ * This table is deliberately not dumped: after pg_restore into another
+ * cluster, versions start over from what the restore wrote, and an old row
+ * could name an object whose rows differ from the restored table.  Keys also
+ * carry the cluster's system identifier, so the new cluster never writes
+ * under the old one's names.
+ */
+CREATE TABLE tsnap.snapshots (
+	key			text PRIMARY KEY,
+	tbl			regclass NOT NULL,
+	tracking_id	uuid NOT NULL,
+	rows_version int8 NOT NULL,
+	fingerprint	text NOT NULL,
+	rows		int8 NOT NULL,
+	bytes		int8 NOT NULL,
+	etag		text NOT NULL,
+	parts		int4 NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	endpoint	text NOT NULL,		-- where the object lives: tsnap.s3_endpoint
+	bucket		text NOT NULL,		-- and tsnap.s3_bucket when it was written
+	timeline	int8 NOT NULL		-- the WAL timeline it was recorded on
+);
+-- not unique: the same content can be recorded again as a table's newest
+-- snapshot (a fingerprint that came back), while the older row awaits
+-- retention; tsnap_record_snapshot serializes recorders of a table
+CREATE INDEX snapshots_content_key
+	ON tsnap.snapshots (tbl, rows_version, fingerprint, bucket, endpoint);
+
+/*
+ * Objects to delete from the bucket: snapshots past tsnap.keep_versions, and
+ * those of dropped or untracked tables.  A row leaves only once S3 confirmed
+ * the delete, so a failed delete is retried by the next worker, never lost.
+ * Each upload's key is also queued here before its object can appear, and
+ * taken off when the snapshot is recorded: an object whose worker died
+ * before recording it is deleted too.
+ */
+CREATE TABLE tsnap.pending_deletes (
+	key			text PRIMARY KEY,
+	endpoint	text NOT NULL,
+	bucket		text NOT NULL,
+	queued_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	not_before	timestamptz NOT NULL DEFAULT pg_catalog.now(),	-- keep_for after an untrack or DROP
+	attempts	int4 NOT NULL DEFAULT 0,
+	last_error	text
+);
+
+REVOKE ALL ON tsnap.snapshots, tsnap.pending_deletes FROM PUBLIC;
+
+CREATE FUNCTION tsnap_snapshot(tbl regclass)
+RETURNS text
+AS 'MODULE_PATHNAME', 'tsnap_snapshot'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION tsnap_snapshot(regclass) IS
+'object key of a CSV snapshot of the table at its current rows_version; built and uploaded by a background worker on a miss';
+
+CREATE FUNCTION tsnap_snapshot_info(tbl regclass,
+	OUT key text, OUT rows_version bigint, OUT rows bigint, OUT bytes bigint,
+	OUT etag text, OUT hit boolean, OUT created_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'tsnap_snapshot_info'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION tsnap_snapshot_info(regclass) IS
+'like tsnap_snapshot, but returns the manifest: key, rows_version, row count, bytes, ETag, whether it was a cache hit, and when the object was created';
