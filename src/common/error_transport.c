@@ -39,7 +39,7 @@ static const size_t fields[] = {
 };
 
 static char **
-field_slot(ErrorData *edata, int f)
+field_slot(ErrorData *edata, size_t f)
 {
 	return (char **) ((char *) edata + fields[f]);
 }
@@ -52,7 +52,7 @@ tsnap_error_flatten(const ErrorData *edata, TsnapFlatError *flat)
 {
 	ErrorData	copy = *edata;
 	int			pos = 0;
-	int			f;
+	size_t		f;
 
 	flat->sqlerrcode = edata->sqlerrcode;
 	for (f = 0; f < lengthof(fields); f++)
@@ -100,7 +100,7 @@ tsnap_error_throw(const TsnapFlatError *flat)
 {
 	ErrorData	edata;
 	int			pos = 0;
-	int			f;
+	size_t		f;
 
 	memset(&edata, 0, sizeof(edata));
 	edata.elevel = ERROR;

@@ -30,7 +30,7 @@
 #include "settings.h"
 
 /*
- * Register a dynamic worker for queue entry w and wait until it started (or
+ * Register a dynamic worker for pool entry worker and wait until it started (or
  * stopped already).  False if it could not be registered or never ran.
  */
 static bool
