@@ -124,11 +124,9 @@ commit_scan(Relation rel)
 static void
 in_transaction(void (*fn) (void *arg), void *arg)
 {
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	tsnap_begin_transaction();
 	fn(arg);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	tsnap_commit_transaction();
 }
 
 /* What the sink needs: the upload, and whom to tell about progress. */

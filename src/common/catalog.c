@@ -26,6 +26,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -265,6 +266,29 @@ tsnap_oid_array(List *relids)
 		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
 	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid),
 										   true, TYPALIGN_INT));
+}
+
+/*
+ * A transaction of its own, with a snapshot, for a process that runs no
+ * statements of a client (a background worker).  Its statement timestamp
+ * is set first: PostgreSQL sets it per client statement, and without that
+ * now() in every later transaction of a worker would be the time the
+ * worker's first one began, which would date a snapshot recorded minutes
+ * later to before its upload (and retention by that date).
+ */
+void
+tsnap_begin_transaction(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+void
+tsnap_commit_transaction(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 }
 
 /*

@@ -36,6 +36,8 @@ extern Oid	tsnap_trigger_function_oid(void);
 extern bool tsnap_catalog_enter(TsnapCatalogUser *saved);
 extern void tsnap_catalog_enter_or_raise(TsnapCatalogUser *saved);
 extern void tsnap_catalog_leave(TsnapCatalogUser *saved);
+extern void tsnap_begin_transaction(void);
+extern void tsnap_commit_transaction(void);
 extern bool tsnap_push_snapshot_if_none(void);
 extern Datum tsnap_oid_array(List *relids);
 extern void tsnap_exec(const char *sql, int nargs, Oid *argtypes,

@@ -75,9 +75,8 @@ database_needs_worker(Oid dboid)
 			tsnap_jobs->slots[i].request.dboid == dboid)
 			pending++;
 	}
-	/* a worker that answered its request only does housekeeping now */
 	for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)
-		if (tsnap_jobs->workers[i].in_use && !tsnap_jobs->workers[i].finished &&
+		if (tsnap_jobs->workers[i].in_use &&
 			tsnap_jobs->workers[i].dboid == dboid)
 			serving++;
 	return pending > serving;
@@ -121,7 +120,6 @@ tsnap_pool_ensure_worker(Oid my_dboid)
 	dboid = oldest->request.dboid;
 	tsnap_jobs->workers[entry].in_use = true;
 	tsnap_jobs->workers[entry].started = false;
-	tsnap_jobs->workers[entry].finished = false;
 	tsnap_jobs->workers[entry].pid = 0;
 	tsnap_jobs->workers[entry].dboid = dboid;
 	tsnap_jobs->workers[entry].slot = -1;
@@ -140,7 +138,7 @@ tsnap_pool_ensure_worker(Oid my_dboid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start a tsnap background worker"),
-				 errhint("Raise max_worker_processes; tsnap needs up to tsnap.max_workers of them.")));
+				 errhint("Raise max_worker_processes; tsnap needs up to twice tsnap.max_workers of them.")));
 }
 
 /*
@@ -305,20 +303,60 @@ tsnap_pool_finish(int worker, const TsnapSnapshotResult *result,
 {
 	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
 	finish_locked(&tsnap_jobs->workers[worker], result, error);
-	tsnap_jobs->workers[worker].finished = true;
+	/* the place goes back at once: housekeeping holds none */
+	tsnap_jobs->workers[worker].in_use = false;
 	LWLockRelease(tsnap_jobs->lock);
 	ConditionVariableBroadcast(&tsnap_jobs->cv);
 }
 
 /*
+ * Worker side, once its request is answered: may it do its database's
+ * housekeeping?  One worker per database at a time, at most
+ * TSNAP_WORKERS_LIMIT databases at once; the others exit at once.  A
+ * housekeeper holds no place in the pool, so however long a stalled S3
+ * server makes it take, later requests get workers.
+ */
+bool
+tsnap_pool_begin_housekeeping(Oid dboid)
+{
+	Housekeeper *free_one = NULL;
+	int			i;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)
+	{
+		Housekeeper *h = &tsnap_jobs->housekeepers[i];
+
+		if (h->pid == 0)
+		{
+			if (free_one == NULL)
+				free_one = h;
+		}
+		else if (h->dboid == dboid)
+		{
+			free_one = NULL;
+			break;
+		}
+	}
+	if (free_one)
+	{
+		free_one->pid = MyProcPid;
+		free_one->dboid = dboid;
+	}
+	LWLockRelease(tsnap_jobs->lock);
+	return free_one != NULL;
+}
+
+/*
  * Worker side, on any exit (before_shmem_exit): fail the request in hand,
  * which only happens when the worker dies with FATAL (terminate, shutdown,
- * a dropped database), and give the entry back.
+ * a dropped database), and give back its entry and its housekeeping.
  */
 void
 tsnap_pool_worker_exit(int worker)
 {
 	WorkerEntry *w = &tsnap_jobs->workers[worker];
+	int			i;
 
 	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
 	if (w->in_use && w->pid == MyProcPid)
@@ -331,6 +369,9 @@ tsnap_pool_worker_exit(int worker)
 		finish_locked(w, NULL, &error);
 		w->in_use = false;
 	}
+	for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)
+		if (tsnap_jobs->housekeepers[i].pid == MyProcPid)
+			tsnap_jobs->housekeepers[i].pid = 0;
 	LWLockRelease(tsnap_jobs->lock);
 	ConditionVariableBroadcast(&tsnap_jobs->cv);
 }

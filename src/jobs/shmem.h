@@ -58,12 +58,18 @@ typedef struct WorkerEntry
 {
 	bool		in_use;
 	bool		started;
-	bool		finished;		/* its one request is answered */
 	pid_t		pid;
 	Oid			dboid;
 	int			slot;			/* request being served, or -1 */
 	char		upload_key[TSNAP_KEY_SIZE];	/* key being written, or "" */
 } WorkerEntry;
+
+/* a worker that answered its request and now does housekeeping */
+typedef struct Housekeeper
+{
+	pid_t		pid;			/* 0 = free */
+	Oid			dboid;
+} Housekeeper;
 
 typedef struct TsnapJobs
 {
@@ -72,6 +78,7 @@ typedef struct TsnapJobs
 	uint64		next_generation;
 	int			nslots;
 	WorkerEntry workers[TSNAP_WORKERS_LIMIT];
+	Housekeeper housekeepers[TSNAP_WORKERS_LIMIT];
 	RequestSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } TsnapJobs;
 
@@ -88,6 +95,7 @@ extern bool tsnap_pool_begin_streaming(int worker, const char *key);
 extern void tsnap_pool_publish_version(int worker, int64 version);
 extern void tsnap_pool_finish(int worker, const TsnapSnapshotResult *result,
 							  const TsnapFlatError *error);
+extern bool tsnap_pool_begin_housekeeping(Oid dboid);
 extern void tsnap_pool_worker_exit(int worker);
 
 #endif							/* TSNAP_JOBS_SHMEM_H */

@@ -10,8 +10,9 @@
  * cannot start a worker as a NOLOGIN role, and the caller's current user
  * may be one.
  *
- * A worker serves one request, then does housekeeping (the sweep of
- * abandoned uploads, retention, the deletes it queued) and exits.  Planning
+ * A worker serves one request, gives its place in the pool back, then does
+ * housekeeping (the sweep of abandoned uploads, retention, the deletes it
+ * queued) unless another worker of its database is doing it, and exits.  Planning
  * the scan can run the table owner's code in the worker; the build confines
  * it to a security-restricted GUC nest level, and a fresh process for every
  * request makes sure that no state it could leave in a session (extension
@@ -251,9 +252,12 @@ tsnap_worker_main(Datum arg)
 
 		/* housekeeping: failures are logged, never fatal */
 		pgstat_report_activity(STATE_IDLE, NULL);
-		(void) run_caught(sweep_abandoned_uploads, NULL, NULL);
-		(void) run_caught(apply_retention, NULL, NULL);
-		(void) run_caught(delete_pending, NULL, NULL);
+		if (tsnap_pool_begin_housekeeping(dboid))
+		{
+			(void) run_caught(sweep_abandoned_uploads, NULL, NULL);
+			(void) run_caught(apply_retention, NULL, NULL);
+			(void) run_caught(delete_pending, NULL, NULL);
+		}
 	}
 
 	proc_exit(0);

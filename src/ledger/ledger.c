@@ -24,6 +24,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
@@ -224,16 +225,14 @@ tsnap_ledger_apply_retention_all(void)
 {
 	TsnapCatalogUser saved;
 
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	tsnap_begin_transaction();
 	if (tsnap_catalog_enter(&saved))
 	{
 		SPI_connect();
 		apply_retention(InvalidOid, NULL);
 		end_write(&saved);
 	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	tsnap_commit_transaction();
 }
 
 /*
@@ -393,26 +392,54 @@ tsnap_ledger_retire_untracked(void)
 }
 
 /*
- * Up to limit pending deletes that are due, oldest first, locked (rows
- * another pass holds are skipped), as TsnapPendingDelete in the caller's
- * memory context.
+ * Up to limit pending deletes that are due, oldest first, locked, as
+ * TsnapPendingDelete in the caller's memory context.  Keys a live worker
+ * is writing (in_flight) are upload intents that its record will remove;
+ * they are left out before anything is locked, since a lock held through
+ * a batch of deletes would make that record wait.  A worker publishes its
+ * key before it inserts the intent, so an intent this transaction can see
+ * is already known to in_flight.  Rows another pass holds are skipped.
  */
 List *
-tsnap_ledger_due_deletes(int limit)
+tsnap_ledger_due_deletes(int limit, TsnapKeyInFlight in_flight)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
+	List	   *candidates = NIL;
 	List	   *due = NIL;
 	uint64		i;
 
 	values[0] = Int32GetDatum(limit);
 	SPI_connect();
-	exec_write("SELECT key, endpoint, bucket FROM tsnap.pending_deletes "
+	exec_write("SELECT key FROM tsnap.pending_deletes "
 			   "WHERE not_before OPERATOR(pg_catalog.<=) pg_catalog.now() "
-			   "ORDER BY queued_at, key LIMIT $1 "
-			   "FOR UPDATE SKIP LOCKED", 1, argtypes, values, NULL);
+			   "ORDER BY queued_at, key LIMIT $1", 1, argtypes, values, NULL);
 	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[i],
+									   SPI_tuptable->tupdesc, 1);
+
+		if (!in_flight(key))
+			candidates = lappend(candidates, key);
+	}
+	if (candidates != NIL)
+	{
+		Datum	   *keys = palloc(sizeof(Datum) * list_length(candidates));
+		ListCell   *lc;
+		int			n = 0;
+
+		foreach(lc, candidates)
+			keys[n++] = CStringGetTextDatum(lfirst(lc));
+		argtypes[0] = TEXTARRAYOID;
+		values[0] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1,
+													false, TYPALIGN_INT));
+		exec_write("SELECT key, endpoint, bucket FROM tsnap.pending_deletes "
+				   "WHERE key OPERATOR(pg_catalog.=) ANY ($1) "
+				   "ORDER BY queued_at, key FOR UPDATE SKIP LOCKED",
+				   1, argtypes, values, NULL);
+	}
+	for (i = 0; candidates != NIL && i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;

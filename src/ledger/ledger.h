@@ -78,7 +78,7 @@ typedef struct TsnapPendingDelete
 } TsnapPendingDelete;
 
 extern void tsnap_ledger_retire_untracked(void);
-extern List *tsnap_ledger_due_deletes(int limit);
+extern List *tsnap_ledger_due_deletes(int limit, TsnapKeyInFlight in_flight);
 extern void tsnap_ledger_delete_done(const char *key, const char *failure);
 
 /* retention.c */

@@ -27,8 +27,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "utils/snapmgr.h"
 
 #include "common/common.h"
 #include "ledger/ledger.h"
@@ -51,29 +49,20 @@ tsnap_delete_pending(TsnapKeyInFlight in_flight)
 	const char *store_bucket = NULL;
 	ListCell   *lc;
 
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	tsnap_begin_transaction();
 	if (!tsnap_catalog_enter(&saved))
 	{
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		tsnap_commit_transaction();
 		return;
 	}
 
 	tsnap_ledger_retire_untracked();
 
-	/*
-	 * The due rows are locked now; of those, keys a live worker is writing
-	 * are upload intents (build.c), removed by the transaction that records
-	 * the snapshot, which our lock holds back until we are done.
-	 */
-	foreach(lc, tsnap_ledger_due_deletes(DELETE_BATCH))
+	/* the due rows are locked now, but none a live worker is writing */
+	foreach(lc, tsnap_ledger_due_deletes(DELETE_BATCH, in_flight))
 	{
 		TsnapPendingDelete *d = lfirst(lc);
 		char	   *failure = NULL;
-
-		if (in_flight(d->key))
-			continue;
 
 		/* each object is deleted where it was written */
 		if (store == NULL || strcmp(d->endpoint, store_endpoint) != 0 ||
@@ -93,8 +82,7 @@ tsnap_delete_pending(TsnapKeyInFlight in_flight)
 	}
 
 	tsnap_catalog_leave(&saved);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	tsnap_commit_transaction();
 }
 
 /*
@@ -107,7 +95,7 @@ tsnap_sweep_abandoned_uploads(TsnapKeyInFlight in_flight)
 	TsnapStore *store;
 	ListCell   *lc;
 
-	StartTransactionCommand();
+	tsnap_begin_transaction();
 	store = tsnap_store_open(NULL, NULL, 0);
 	foreach(lc, tsnap_store_list_uploads(store, tsnap_cluster_key_prefix()))
 	{
@@ -119,5 +107,5 @@ tsnap_sweep_abandoned_uploads(TsnapKeyInFlight in_flight)
 			ereport(LOG,
 					(errmsg("aborted abandoned upload of \"%s\"", u->key)));
 	}
-	CommitTransactionCommand();
+	tsnap_commit_transaction();
 }
