@@ -24,6 +24,8 @@
 /* the longest key an object store takes, in bytes (S3's limit) */
 #define TSNAP_OBJECT_KEY_MAX	1024
 #define TSNAP_ETAG_MAX			128
+/* the longest bucket name tsnap takes, in bytes (S3's is 63) */
+#define TSNAP_BUCKET_NAME_MAX	255
 
 typedef struct TsnapStore TsnapStore;
 typedef struct TsnapPut TsnapPut;
@@ -66,5 +68,6 @@ extern bool tsnap_store_delete(TsnapStore *store, const char *key,
 extern List *tsnap_store_list_uploads(TsnapStore *store, const char *prefix);
 extern bool tsnap_store_abort_upload(TsnapStore *store,
 									 const TsnapOpenUpload *upload);
+
 
 #endif							/* TSNAP_STORE_H */

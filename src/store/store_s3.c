@@ -120,6 +120,13 @@ config_from_settings(tsnap_s3_config *config, TsnapCredentials *file_creds)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tsnap.s3_bucket is not set"),
 				 errhint("Set tsnap.s3_bucket and the other tsnap.s3_* settings in postgresql.conf, then reload.")));
+	/* the ledger hands bucket names around in buffers of this size */
+	if (strlen(tsnap_s3_bucket) > TSNAP_BUCKET_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tsnap.s3_bucket is longer than %d bytes",
+						TSNAP_BUCKET_NAME_MAX),
+				 errhint("S3 bucket names have at most 63 characters.")));
 
 	memset(config, 0, sizeof(*config));
 	memset(file_creds, 0, sizeof(*file_creds));
