@@ -11,7 +11,7 @@
  */
 
 /*
- * Compression.
+ * Compression and presigned URLs.
  *
  * Each compression (none, gzip, zstd) is a snapshot of its own: its key
  * ends .csv, .csv.gz or .csv.zst, its fingerprint covers it (not for none,
@@ -48,3 +48,17 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION tsnap_snapshot_info(regclass, text) IS
 'like tsnap_snapshot, but returns the manifest: key, rows_version, row count, bytes of the object, ETag, whether it was a cache hit, when the object was created, its bucket, its s3:// URI and its compression';
 
+/*
+ * A presigned GET URL of a snapshot (or of its manifest object), valid for
+ * expires_in: at most 7 days (SigV4) and at most tsnap.keep_for, so that
+ * the object outlives the URL.  Made locally, without a request to S3.
+ */
+CREATE FUNCTION tsnap_snapshot_url(tbl regclass,
+	expires_in interval DEFAULT '15 minutes',
+	compression text DEFAULT NULL,
+	manifest boolean DEFAULT false)
+RETURNS text
+AS 'MODULE_PATHNAME', 'tsnap_snapshot_url'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION tsnap_snapshot_url(regclass, interval, text, boolean) IS
+'presigned GET URL of the snapshot tsnap_snapshot returns (or of its manifest object), valid for expires_in; anyone holding it can download the object';

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * snapshot.c
- *	  SQL entry points: tsnap_snapshot and tsnap_snapshot_info.
+ *	  SQL entry points: tsnap_snapshot, tsnap_snapshot_info and
+ *	  tsnap_snapshot_url.
  *
  * This folder is the top of tsnap's snapshot side: it calls common/ (the
  * checks), tracking/ (the version), ledger/ (keys, the hit path), store/
@@ -16,7 +17,12 @@
  * goes through jobs/ to a worker.
  *
  * Each compression (none, gzip, zstd) is a snapshot of its own, with its
- * own key and its own single flight.
+ * own key and its own single flight.  tsnap_snapshot_url then presigns a
+ * GET of the key with the store's credentials, locally: the URL lets
+ * anyone who holds it read the object until it expires, so it is checked
+ * to expire before the object may be deleted (tsnap.keep_for), and it is
+ * never written to a log or an error message; it leaves only as the
+ * function's result.
  *
  * C symbols: 0.1.0's SQL functions call tsnap_snapshot and
  * tsnap_snapshot_info with one argument (and seven result columns), and a
@@ -29,20 +35,25 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
+#include "datatype/timestamp.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/timestamp.h"
 
 #include "common/common.h"
 #include "jobs/jobs.h"
@@ -55,6 +66,10 @@ PG_FUNCTION_INFO_V1(tsnap_snapshot);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_0_2);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_info);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_info_0_2);
+PG_FUNCTION_INFO_V1(tsnap_snapshot_url);
+
+/* the object beside every snapshot that describes it */
+#define MANIFEST_SUFFIX		".manifest.json"
 
 /* tsnap_snapshot_info's columns, by release */
 #define INFO_COLUMNS_0_1	7
@@ -320,4 +335,92 @@ tsnap_snapshot_info_0_2(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	return info_row(fcinfo, INFO_COLUMNS_0_2, compression_arg(fcinfo, 1));
+}
+
+/*
+ * expires_in in whole seconds (rounded up, as SigV4 counts them), checked
+ * against SigV4's limit and tsnap.keep_for: a URL must not outlive the
+ * object it names, and every key handed out stays readable for at least
+ * keep_for (see ledger/ledger.c).  Raises 22023 with the limit in the hint.
+ */
+static int
+url_lifetime(const Interval *expires_in)
+{
+	double		seconds;
+
+	/* as EXTRACT(epoch FROM interval) counts months and days */
+	seconds = (double) expires_in->time / USECS_PER_SEC +
+		(double) (expires_in->month / MONTHS_PER_YEAR) * DAYS_PER_YEAR * SECS_PER_DAY +
+		(double) (expires_in->month % MONTHS_PER_YEAR) * DAYS_PER_MONTH * SECS_PER_DAY +
+		(double) expires_in->day * SECS_PER_DAY;
+	seconds = ceil(seconds);
+
+	if (seconds < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_in must be positive"),
+				 errhint("Pass an interval such as '15 minutes'.")));
+	if (seconds > TSNAP_PRESIGN_MAX_SECONDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_in must be at most 7 days"),
+				 errhint("A presigned URL (SigV4) is valid for at most 7 days (%d seconds).",
+						 TSNAP_PRESIGN_MAX_SECONDS)));
+	if (seconds > tsnap_keep_for)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_in must be at most tsnap.keep_for (%s)",
+						GetConfigOptionByName("tsnap.keep_for", NULL, false)),
+				 errdetail("A superseded snapshot may be deleted tsnap.keep_for after it was superseded, and the URL must not outlive its object."),
+				 errhint("Pass an interval of at most %s, or raise tsnap.keep_for.",
+						 GetConfigOptionByName("tsnap.keep_for", NULL, false))));
+	return (int) seconds;
+}
+
+/*
+ * tsnap_snapshot_url(tbl regclass, expires_in interval DEFAULT '15 minutes',
+ * compression text DEFAULT NULL, manifest boolean DEFAULT false) RETURNS text
+ *
+ * What tsnap_snapshot does (hit or miss, the same checks and single flight),
+ * then a presigned GET URL of the key, or with manifest of the key's
+ * manifest object beside it.  The limits are checked before anything is
+ * built.
+ */
+Datum
+tsnap_snapshot_url(PG_FUNCTION_ARGS)
+{
+	TsnapSnapshotResult result;
+	TsnapCompression compression;
+	TsnapStore *store;
+	const char *key;
+	int			seconds;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null",
+						PG_ARGISNULL(1) ? "expires_in" : "manifest")));
+	seconds = url_lifetime(PG_GETARG_INTERVAL_P(1));
+	compression = compression_arg(fcinfo, 2);
+
+	snapshot_of(PG_GETARG_OID(0), compression, &result);
+
+	key = result.key;
+	if (PG_GETARG_BOOL(3))
+	{
+		key = psprintf("%s%s", result.key, MANIFEST_SUFFIX);
+		if (strlen(key) > TSNAP_OBJECT_KEY_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("manifest key for table \"%s\" would be longer than %d bytes",
+							get_rel_name(PG_GETARG_OID(0)), TSNAP_OBJECT_KEY_MAX),
+					 errhint("Shorten tsnap.key_prefix.")));
+	}
+
+	/* the bucket the object was written to, with today's credentials */
+	store = tsnap_store_open(NULL, result.bucket, 0);
+	PG_RETURN_TEXT_P(cstring_to_text(tsnap_store_presign_get(store, key,
+															 seconds)));
 }
