@@ -366,6 +366,12 @@ url_lifetime(const Interval *expires_in)
 				 errmsg("expires_in must be at most 7 days"),
 				 errhint("A presigned URL (SigV4) is valid for at most 7 days (%d seconds).",
 						 TSNAP_PRESIGN_MAX_SECONDS)));
+	if (seconds > tsnap_keep_for && tsnap_keep_for == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_in must be at most tsnap.keep_for (0)"),
+				 errdetail("With tsnap.keep_for = 0 a snapshot may be deleted as soon as it is superseded, so no URL can be sure to outlive its object."),
+				 errhint("Raise tsnap.keep_for to at least the lifetime the URLs need.")));
 	if (seconds > tsnap_keep_for)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
