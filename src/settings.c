@@ -331,8 +331,8 @@ tsnap_define_settings(void)
 	 * A worker's zstd state grows with the level (1.3MB at 1, 3.5MB at 3,
 	 * 90MB at 19); levels above 19 need zstd's --ultra windows and are not
 	 * offered.  Both defaults are the fastest level: bench/compression.sh
-	 * found gzip 6 and zstd 3 spending about twice the CPU of levels 1 on
-	 * text for 10-16% fewer bytes, on the time a caller waits for a miss.
+	 * found gzip 6 and zstd 3 spending 1.5 to 2 times the CPU of level 1 on
+	 * text for 9-16% fewer bytes, in the time a caller waits for a miss.
 	 */
 	DefineCustomIntVariable("tsnap.zstd_level",
 							"zstd compression level of snapshots (1 fastest, 19 smallest).",
