@@ -23,6 +23,7 @@ OBJS = \
 	src/tracking/targets.o \
 	src/tracking/tracking.o \
 	src/tracking/version.o \
+	src/export/compress.o \
 	src/export/csv.o \
 	src/export/output_settings.o \
 	src/export/scan.o \
@@ -52,8 +53,8 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-I$(srcdir)/src \
-	$(shell pkg-config --cflags libcurl libxml-2.0 openssl)
-SHLIB_LINK = $(shell pkg-config --libs libcurl libxml-2.0) -lcrypto
+	$(shell pkg-config --cflags libcurl libxml-2.0 openssl zlib libzstd)
+SHLIB_LINK = $(shell pkg-config --libs libcurl libxml-2.0 zlib libzstd) -lcrypto
 
 # pg_regress (sql/, expected/) and isolation specs (test/specs,
 # test/expected).  REGRESS and ISOLATION need nothing but a server with

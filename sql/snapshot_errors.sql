@@ -103,6 +103,30 @@ ALTER SYSTEM SET tsnap.key_prefix = '/abs';
 ALTER SYSTEM SET tsnap.key_prefix = '';
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- compression: none, gzip or zstd; anything else is 22023 with the list
+SELECT tsnap_snapshot('tracked', 'lz4');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT * FROM tsnap_snapshot_info('tracked', '');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET tsnap.compression = 'brotli';
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT right(tsnap_snapshot('tracked', 'GZIP'), 7) AS gzip_suffix;
+SELECT right(key, 8) AS zstd_suffix, compression FROM tsnap_snapshot_info('tracked', 'zstd');
+
+-- presigned URLs: expires_in positive, at most 7 days and at most
+-- tsnap.keep_for, which is 0 on the test cluster; checked before any work
+SELECT tsnap_snapshot_url('tracked', '0');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT tsnap_snapshot_url('tracked', '-1 hour');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT tsnap_snapshot_url('tracked', '8 days');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT tsnap_snapshot_url('tracked');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT tsnap_snapshot_url('tracked', NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT tsnap_snapshot_url(NULL) IS NULL AS null_in_null_out;
+
 DROP TABLE tracked, untracked, big;
 DROP ROLE snap_user;
 DROP VIEW v;

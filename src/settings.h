@@ -15,6 +15,17 @@ typedef enum TsnapUrlStyle
 	TSNAP_URL_STYLE_VIRTUAL
 } TsnapUrlStyle;
 
+/*
+ * How an object's bytes are compressed (export/compress.c); also the values
+ * of tsnap.compression.
+ */
+typedef enum TsnapCompression
+{
+	TSNAP_COMPRESSION_NONE = 0,
+	TSNAP_COMPRESSION_GZIP,
+	TSNAP_COMPRESSION_ZSTD
+} TsnapCompression;
+
 /* the upper bound of tsnap.max_workers: the pool's size in shared memory */
 #define TSNAP_WORKERS_LIMIT		64
 
@@ -38,6 +49,9 @@ extern int	tsnap_max_snapshot_size;
 extern int	tsnap_keep_versions;
 extern int	tsnap_keep_for;
 extern bool tsnap_verify_hits;
+extern int	tsnap_compression;
+extern int	tsnap_gzip_level;
+extern int	tsnap_zstd_level;
 
 extern void tsnap_define_settings(void);
 

@@ -8,9 +8,10 @@
  * The scan runs in a REPEATABLE READ, read-only transaction as the calling
  * role, so the version, the fingerprint and every row come from one MVCC
  * snapshot, and privileges and row-level security apply as they would to
- * the caller.  Rows go through the format (export/) into a sink that
- * writes them to the store's streaming upload, which sends parts while the
- * scan goes on and blocks it when max_parts_in_flight parts are in the air.
+ * the caller.  Rows go through the format (export/), and the compressor if
+ * the request asks for one, into a sink that writes them to the store's
+ * streaming upload, which sends parts while the scan goes on and blocks it
+ * when max_parts_in_flight parts are in the air.
  *
  * The upload is owned by this file until it completes: any error (a failed
  * part, the size cap, cancel, a type output function raising) aborts it
@@ -221,6 +222,9 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 	TsnapPutResult done;
 	UploadSink	sink;
 	TsnapSink	sink_api;
+	TsnapSink	scan_sink;
+	TsnapCompressor *compressor;
+	const TsnapCodec *codec = tsnap_codec(request->compression);
 
 	/* the store and the upload outlive the scan's transaction */
 	upload_cxt = AllocSetContextCreate(TopMemoryContext, "tsnap upload",
@@ -240,10 +244,17 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 
 	PG_TRY();
 	{
+		/* format -> compressor (unless none) -> upload; freed with upload_cxt */
+		old_cxt = MemoryContextSwitchTo(upload_cxt);
+		compressor = tsnap_compressor_begin(request->compression, &sink_api,
+											&scan_sink);
+		MemoryContextSwitchTo(old_cxt);
 		current_put = sink.put =
 			tsnap_store_put_begin(store, result->key,
+								  codec->content_type ? codec->content_type :
 								  tsnap_format_csv.content_type);
-		result->rows = tsnap_scan_run(scan, &tsnap_format_csv, &sink_api);
+		result->rows = tsnap_scan_run(scan, &tsnap_format_csv, &scan_sink);
+		tsnap_compressor_finish(compressor);
 		end_callers_part(cp);
 		commit_scan(rel);
 
@@ -271,6 +282,8 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 	result->bytes = done.bytes;
 	result->parts = done.parts;
 	strlcpy(result->etag, done.etag, sizeof(result->etag));
+	/* the ledger records it (and fills in the bucket) */
+	result->compression = request->compression;
 }
 
 /*
@@ -320,12 +333,14 @@ tsnap_build(const TsnapBuildRequest *request, TsnapBuildReport report,
 		tsnap_raise_not_tracked(request->relid);
 	progress.rows_version = result->rows_version;
 	(void) report(TSNAP_BUILD_VERSION, &progress, arg);
-	tsnap_fingerprint(rel, &tsnap_format_csv, fingerprint);
+	tsnap_fingerprint(rel, &tsnap_format_csv, request->compression,
+					  fingerprint);
 
 	/* someone may have built it meanwhile */
 	if (request->stale_key[0] == '\0' &&
 		tsnap_lookup_snapshot(request->relid, &tracking_id,
-							  result->rows_version, fingerprint, result))
+							  result->rows_version, fingerprint,
+							  request->compression, result))
 	{
 		end_callers_part(&cp);
 		commit_scan(rel);
@@ -334,7 +349,8 @@ tsnap_build(const TsnapBuildRequest *request, TsnapBuildReport report,
 	}
 
 	tsnap_build_key(request->relid, &tracking_id, result->rows_version,
-					fingerprint, &tsnap_format_csv, result->key);
+					fingerprint, &tsnap_format_csv, request->compression,
+					result->key);
 	scan = tsnap_scan_open(rel);
 
 	/*
@@ -342,7 +358,7 @@ tsnap_build(const TsnapBuildRequest *request, TsnapBuildReport report,
 	 * rewritten) since the fingerprint was taken, the key would not describe
 	 * the rows, so give up rather than guess.
 	 */
-	tsnap_fingerprint(rel, &tsnap_format_csv, planned);
+	tsnap_fingerprint(rel, &tsnap_format_csv, request->compression, planned);
 	if (strcmp(planned, fingerprint) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

@@ -25,6 +25,7 @@ typedef struct TsnapBuildRequest
 	Oid			roleid;			/* the caller's current user */
 	int64		min_version;	/* the version the caller saw */
 	int64		max_bytes;		/* tsnap.max_snapshot_size; 0 = none */
+	TsnapCompression compression;	/* part of the key: its own snapshot */
 	char		stale_key[TSNAP_KEY_SIZE];	/* a hit whose object vanished */
 } TsnapBuildRequest;
 

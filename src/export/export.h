@@ -3,11 +3,12 @@
  * export.h
  *	  Turning a table's rows into the bytes of an object: the format
  *	  interface and the CSV format (csv.c), the settings those bytes depend
- *	  on (output_settings.c), and the scan that runs an SPI cursor through a
- *	  format into a sink (scan.c).
+ *	  on (output_settings.c), the scan that runs an SPI cursor through a
+ *	  format into a sink (scan.c), and the compression stage that can sit
+ *	  between the format and the sink (compress.c).
  *
  * Export knows nothing of keys, requests or where the bytes go: a sink is
- * a callback.  This folder calls common/ only.
+ * a callback.  This folder calls common/ and settings only.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +18,8 @@
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
 #include "utils/relcache.h"
+
+#include "settings.h"
 
 /*
  * A format: how rows become bytes, and what an object in it is called.
@@ -63,5 +66,33 @@ typedef struct TsnapScan TsnapScan;
 extern TsnapScan *tsnap_scan_open(Relation rel);
 extern int64 tsnap_scan_run(TsnapScan *scan, const TsnapFormat *format,
 							const TsnapSink *sink);
+
+/*
+ * compress.c.  A codec names a compression (TsnapCompression, settings.h)
+ * and says what it makes of an object: its key's suffix follows the
+ * format's (".csv.gz"), and its Content-Type replaces the format's (none
+ * keeps the format's).  A compressor is a sink that compresses what it is
+ * given into another sink; tsnap_compressor_finish writes the stream's end
+ * there.  Its library state is freed with the memory context current when
+ * it began, also on error.
+ */
+#define TSNAP_COMPRESSION_NAMES "none, gzip, zstd"
+
+typedef struct TsnapCodec
+{
+	TsnapCompression id;
+	const char *name;			/* as SQL and tsnap.compression spell it */
+	const char *suffix;			/* after the format's: "", ".gz", ".zst" */
+	const char *content_type;	/* NULL: the format's */
+} TsnapCodec;
+
+typedef struct TsnapCompressor TsnapCompressor;
+
+extern const TsnapCodec *tsnap_codec(TsnapCompression compression);
+extern bool tsnap_codec_by_name(const char *name, TsnapCompression *out);
+extern TsnapCompressor *tsnap_compressor_begin(TsnapCompression compression,
+											   const TsnapSink *out,
+											   TsnapSink *in);
+extern void tsnap_compressor_finish(TsnapCompressor *compressor);
 
 #endif							/* TSNAP_EXPORT_H */

@@ -11,7 +11,8 @@
  * because a worker cannot see rows of the caller's uncommitted transaction.
  *
  * Single flight: a caller joins a QUEUED or RUNNING request for the same
- * table in the same database instead of adding its own, so concurrent
+ * table in the same database, and the same compression (each is a
+ * snapshot with a key of its own), instead of adding its own, so concurrent
  * callers cause one upload and all get the same key.  It joins a RUNNING
  * request only while the worker has not yet taken its snapshot (which will
  * then see everything the caller saw), or once the worker has published a
@@ -168,6 +169,7 @@ find_slot(const TsnapBuildRequest *request, bool same_role_only)
 			s->request.relid != request->relid ||
 			(same_role_only && s->request.roleid != request->roleid) ||
 			s->request.max_bytes != request->max_bytes ||
+			s->request.compression != request->compression ||
 			s->request.stale_key[0] != '\0' || request->stale_key[0] != '\0')
 			continue;
 		if (s->state == SLOT_RUNNING && s->preparing && s->waiters <= 0)

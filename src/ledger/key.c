@@ -8,7 +8,8 @@
  *	 <tsnap.key_prefix>/<system identifier>/<database>/<schema>/<table>/
  *		 <tracking_id>/v<rows_version>-<fingerprint>-<nonce><suffix>
  *
- * where the suffix is the format's (".csv").
+ * where the suffix is the format's (".csv") followed by the compression's
+ * ("", ".gz", ".zst").
  *
  * - The system identifier separates clusters sharing a bucket, including a
  *	 pg_restore into a new cluster.
@@ -16,8 +17,10 @@
  *	 table with the same name (or untrack and track) never reuses a name.
  * - The fingerprint is a hash of the column names, attribute numbers and
  *	 types (with the labels of enums and the attributes of composites they
- *	 use), of the format (its fingerprint tag) and the output settings, and
- *	 of the table's storage:
+ *	 use), of the format (its fingerprint tag), the compression (unless it
+ *	 is none: uncompressed snapshots keep the keys they had before tsnap
+ *	 compressed any, so an upgrade keeps their hits) and the output
+ *	 settings, and of the table's storage:
  *	 the file node and partition bound of the table and of every partition or
  *	 inheritance child.  So any schema or format change gives a new key even
  *	 at the same version, and so do the changes of content that no trigger
@@ -63,7 +66,7 @@
 #include "settings.h"
 
 /*
- * Fingerprints by relation OID, for the hit path.  Any relcache invalidation
+ * Fingerprints by relation OID and compression, for the hit path.  Any relcache invalidation
  * of a relation (every ALTER TABLE, CLUSTER and VACUUM FULL sends one) drops
  * its entry; a type's change (pg_type, pg_enum) drops them all.  A
  * fingerprint that read other relations (a composite type's attributes, a
@@ -71,9 +74,15 @@
  * since ALTER TYPE ... DROP ATTRIBUTE invalidates only the composite's own
  * pg_class entry, and VACUUM FULL of a partition only the partition's.
  */
-typedef struct FingerprintEntry
+typedef struct FingerprintKey
 {
 	Oid			relid;
+	TsnapCompression compression;
+} FingerprintKey;
+
+typedef struct FingerprintEntry
+{
+	FingerprintKey key;
 	const TsnapFormat *format;	/* the one it was computed for */
 	bool		reads_others;
 	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
@@ -100,12 +109,13 @@ fingerprint_inval(Datum arg, Oid relid)
 		return;
 	hash_seq_init(&status, fingerprints);
 	while ((e = hash_seq_search(&status)) != NULL)
-		if (!OidIsValid(relid) || e->relid == relid || e->reads_others)
-			hash_search(fingerprints, &e->relid, HASH_REMOVE, NULL);
+		if (!OidIsValid(relid) || e->key.relid == relid || e->reads_others)
+			hash_search(fingerprints, &e->key, HASH_REMOVE, NULL);
 }
 
 static void compute_fingerprint(Relation rel, const TsnapFormat *format,
-								char *out, bool *reads_others);
+								TsnapCompression compression, char *out,
+								bool *reads_others);
 
 /* an enum label renamed or a type altered: any cached fingerprint may be stale */
 static void
@@ -264,21 +274,26 @@ append_storage(StringInfo buf, Relation rel, bool *reads_others)
 
 /*
  * Hex SHA-256 prefix of the columns (names, types with modifiers, in order),
- * the table's storage, the format and the output settings.  out needs
- * TSNAP_FINGERPRINT_LEN + 1 bytes.
+ * the table's storage, the format, the compression and the output settings.
+ * out needs TSNAP_FINGERPRINT_LEN + 1 bytes.
  */
 void
-tsnap_fingerprint(Relation rel, const TsnapFormat *format, char *out)
+tsnap_fingerprint(Relation rel, const TsnapFormat *format,
+				  TsnapCompression compression, char *out)
 {
-	Oid			relid = RelationGetRelid(rel);
+	FingerprintKey key;
 	FingerprintEntry *e;
 	bool		found;
 
+	/* no padding in the hash key: both fields are 4-byte */
+	memset(&key, 0, sizeof(key));
+	key.relid = RelationGetRelid(rel);
+	key.compression = compression;
 	if (fingerprints == NULL)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = sizeof(Oid);
+		ctl.keysize = sizeof(FingerprintKey);
 		ctl.entrysize = sizeof(FingerprintEntry);
 		fingerprints = hash_create("tsnap fingerprints", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS);
@@ -286,14 +301,14 @@ tsnap_fingerprint(Relation rel, const TsnapFormat *format, char *out)
 		CacheRegisterSyscacheCallback(ENUMOID, fingerprint_type_inval, (Datum) 0);
 		CacheRegisterSyscacheCallback(TYPEOID, fingerprint_type_inval, (Datum) 0);
 	}
-	e = hash_search(fingerprints, &relid, HASH_FIND, &found);
+	e = hash_search(fingerprints, &key, HASH_FIND, &found);
 	if (e == NULL || e->format != format)
 	{
 		char		fp[TSNAP_FINGERPRINT_LEN + 1];
 		bool		reads_others = false;
 
-		compute_fingerprint(rel, format, fp, &reads_others);
-		e = hash_search(fingerprints, &relid, HASH_ENTER, &found);
+		compute_fingerprint(rel, format, compression, fp, &reads_others);
+		e = hash_search(fingerprints, &key, HASH_ENTER, &found);
 		e->format = format;
 		e->reads_others = reads_others;
 		memcpy(e->fingerprint, fp, sizeof(fp));
@@ -302,7 +317,8 @@ tsnap_fingerprint(Relation rel, const TsnapFormat *format, char *out)
 }
 
 static void
-compute_fingerprint(Relation rel, const TsnapFormat *format, char *out,
+compute_fingerprint(Relation rel, const TsnapFormat *format,
+					TsnapCompression compression, char *out,
 					bool *reads_others)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
@@ -317,6 +333,10 @@ compute_fingerprint(Relation rel, const TsnapFormat *format, char *out,
 	for (i = 0; tsnap_output_settings[i][0]; i++)
 		appendStringInfo(&buf, "%s=%s\n", tsnap_output_settings[i][0],
 						 tsnap_output_settings[i][1]);
+	/* none adds nothing: the fingerprints of 0.1.0 stay as they were */
+	if (compression != TSNAP_COMPRESSION_NONE)
+		appendStringInfo(&buf, "compression=%s\n",
+						 tsnap_codec(compression)->name);
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
@@ -374,7 +394,8 @@ tsnap_cluster_key_prefix(void)
  */
 void
 tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id, int64 version,
-				const char *fingerprint, const TsnapFormat *format, char *out)
+				const char *fingerprint, const TsnapFormat *format,
+				TsnapCompression compression, char *out)
 {
 	StringInfoData buf;
 	uint8		nonce[8];
@@ -407,8 +428,9 @@ tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 			appendStringInfoChar(&buf, '-');
 		appendStringInfo(&buf, "%02x", tracking_id->data[i]);
 	}
-	appendStringInfo(&buf, "/v" INT64_FORMAT "-%s-%s%s",
-					 version, fingerprint, nonce_hex, format->suffix);
+	appendStringInfo(&buf, "/v" INT64_FORMAT "-%s-%s%s%s",
+					 version, fingerprint, nonce_hex, format->suffix,
+					 tsnap_codec(compression)->suffix);
 
 	if (buf.len > TSNAP_OBJECT_KEY_MAX)
 		ereport(ERROR,

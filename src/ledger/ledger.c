@@ -35,7 +35,10 @@
 #include "settings.h"
 
 /* what a recorded snapshot's row gives back, by name (fill_result) */
-#define RESULT_COLUMNS "key, rows_version, rows, bytes, etag, created_at, parts, timeline"
+#define RESULT_COLUMNS "key, rows_version, rows, bytes, etag, created_at, parts, timeline, bucket"
+
+/* what the compression column adds to it, where there is one */
+#define RESULT_COMPRESSION ", compression"
 
 /*
  * pending_deletes.not_before for the snapshots of a table that is untracked
@@ -77,11 +80,15 @@ result_int8(const char *column)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-/* RESULT_COLUMNS of the first row of SPI's result */
+/*
+ * RESULT_COLUMNS of the first row of SPI's result, and its compression if
+ * the result has that column (none otherwise: see catalog_has_compression).
+ */
 static void
 fill_result(TsnapSnapshotResult *result)
 {
 	bool		isnull;
+	char		compression[NAMEDATALEN];
 
 	result_text("key", result->key, sizeof(result->key));
 	result->rows_version = result_int8("rows_version");
@@ -91,6 +98,29 @@ fill_result(TsnapSnapshotResult *result)
 	result->created_at = DatumGetTimestampTz(result_value("created_at", &isnull));
 	result->parts = DatumGetInt32(result_value("parts", &isnull));
 	result->timeline = result_int8("timeline");
+	result_text("bucket", result->bucket, sizeof(result->bucket));
+	result->compression = TSNAP_COMPRESSION_NONE;
+	if (SPI_fnumber(SPI_tuptable->tupdesc, "compression") > 0)
+	{
+		result_text("compression", compression, sizeof(compression));
+		if (!tsnap_codec_by_name(compression, &result->compression))
+			elog(ERROR, "tsnap.snapshots has a row with unknown compression \"%s\"",
+				 compression);
+	}
+}
+
+/*
+ * Has this database's tsnap.snapshots the compression column of 0.2.0?  A
+ * database whose extension is still on 0.1.0's SQL (the library was
+ * updated, ALTER EXTENSION tsnap UPDATE not run yet) has not; every
+ * snapshot it records is uncompressed, since 0.1.0's functions ask for
+ * nothing else, and it goes on working as before.
+ */
+static bool
+catalog_has_compression(void)
+{
+	return get_attnum(tsnap_catalog_relid("snapshots"), "compression") !=
+		InvalidAttrNumber;
 }
 
 /* Run sql in the current SPI connection; its result stays in SPI_tuptable. */
@@ -173,12 +203,19 @@ tsnap_ledger_retire_tables(List *relids)
  * A snapshot may go once tsnap.keep_versions newer ones exist and it was
  * superseded (or recorded, if that was later: a slow build of an older
  * version is recorded after newer ones) at least tsnap.keep_for ago; since
- * a hit returns only a table's current snapshot, every key handed out stays
- * readable for at least keep_for.  keep_key, the key being returned, never
- * goes.
+ * a hit returns only a snapshot nothing supersedes yet (lookup.c), every
+ * key handed out stays readable for at least keep_for.  keep_key, the key
+ * being returned, never goes.
+ *
+ * Newer means of a later version, in any compression, or of the same
+ * version and compression and recorded later (a fingerprint that changed
+ * without a write).  The other compressions of the same version are beside
+ * a snapshot, not newer: each stays a hit for its callers.  A compression
+ * nobody asks for any more still goes once the table has moved on.
+ * Superseded means when the first newer one was recorded.
  */
 static void
-apply_retention(Oid relid, const char *keep_key)
+apply_retention(Oid relid, const char *keep_key, bool has_compression)
 {
 	Oid			argtypes[4] = {REGCLASSOID, INT4OID, FLOAT8OID, TEXTOID};
 	Datum		values[4];
@@ -190,18 +227,23 @@ apply_retention(Oid relid, const char *keep_key)
 	values[1] = Int32GetDatum(tsnap_keep_versions);
 	values[2] = Float8GetDatum((double) tsnap_keep_for);
 	values[3] = CStringGetTextDatum(keep_key ? keep_key : "");
-	if (SPI_execute_with_args("WITH ranked AS ("
-							  "  SELECT key, rows_version, created_at,"
-							  "         pg_catalog.row_number() OVER w AS newest_first,"
-							  "         pg_catalog.lag(created_at) OVER w AS superseded_at"
-							  "  FROM tsnap.snapshots"
-							  "  WHERE $1 IS NULL OR tbl OPERATOR(pg_catalog.=) $1"
-							  "  WINDOW w AS (PARTITION BY tbl ORDER BY rows_version DESC, created_at DESC)), "
-							  "old AS (SELECT key, rows_version FROM ranked"
-							  "  WHERE newest_first OPERATOR(pg_catalog.>) $2"
-							  "  AND GREATEST(superseded_at, created_at) OPERATOR(pg_catalog.<=)"
+	if (SPI_execute_with_args(psprintf("WITH old AS ("
+							  "  SELECT s.key, s.rows_version FROM tsnap.snapshots s,"
+							  "  LATERAL (SELECT pg_catalog.count(*) AS newer,"
+							  "                  pg_catalog.min(n.created_at) AS superseded_at"
+							  "    FROM tsnap.snapshots n"
+							  "    WHERE n.tbl OPERATOR(pg_catalog.=) s.tbl"
+							  "    AND (n.rows_version OPERATOR(pg_catalog.>) s.rows_version"
+							  "         OR (n.rows_version OPERATOR(pg_catalog.=) s.rows_version"
+							  "             %s"
+							  "             AND (n.created_at OPERATOR(pg_catalog.>) s.created_at"
+							  "                  OR (n.created_at OPERATOR(pg_catalog.=) s.created_at"
+							  "                      AND n.key OPERATOR(pg_catalog.>) s.key))))) x"
+							  "  WHERE ($1 IS NULL OR s.tbl OPERATOR(pg_catalog.=) $1)"
+							  "  AND x.newer OPERATOR(pg_catalog.>=) $2"
+							  "  AND GREATEST(x.superseded_at, s.created_at) OPERATOR(pg_catalog.<=)"
 							  "      (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3))"
-							  "  AND key OPERATOR(pg_catalog.<>) $4), "
+							  "  AND s.key OPERATOR(pg_catalog.<>) $4), "
 							  "locked AS (SELECT s.key, old.rows_version FROM tsnap.snapshots s, old"
 							  "      WHERE s.key OPERATOR(pg_catalog.=) old.key"
 							  "      FOR UPDATE OF s SKIP LOCKED), "
@@ -211,6 +253,8 @@ apply_retention(Oid relid, const char *keep_key)
 							  "INSERT INTO tsnap.pending_deletes (key, endpoint, bucket) "
 							  "SELECT key, endpoint, bucket FROM r ORDER BY rows_version "
 							  "ON CONFLICT DO NOTHING",
+							  has_compression ?
+							  "AND n.compression OPERATOR(pg_catalog.=) s.compression" : ""),
 							  4, argtypes, values, nulls, false, 0) < 0)
 		elog(ERROR, "could not apply retention");
 }
@@ -229,7 +273,7 @@ tsnap_ledger_apply_retention_all(void)
 	if (tsnap_catalog_enter(&saved))
 	{
 		SPI_connect();
-		apply_retention(InvalidOid, NULL);
+		apply_retention(InvalidOid, NULL, catalog_has_compression());
 		end_write(&saved);
 	}
 	tsnap_commit_transaction();
@@ -285,20 +329,22 @@ retire_key(const char *key)
 
 /*
  * Inside begin_write: insert the snapshot in result, unless the table's
- * newest snapshot here already has this content (another worker was
- * quicker): that one wins, and the upload intent keeps our copy queued for
- * deletion.  An older snapshot with this content (a fingerprint that came
- * back) does not: ours becomes the newest.  Either way result becomes the
- * row that stands; returns whether it is ours.
+ * newest snapshot here in its compression already has this content
+ * (another worker was quicker): that one wins, and the upload intent keeps
+ * our copy queued for deletion.  An older snapshot with this content (a
+ * fingerprint that came back) does not: ours becomes the newest.  Either
+ * way result becomes the row that stands; returns whether it is ours.
  */
 static bool
 insert_unless_recorded(Oid relid, const pg_uuid_t *tracking_id,
-					   const char *fingerprint, TsnapSnapshotResult *result)
+					   const char *fingerprint, bool has_compression,
+					   TsnapSnapshotResult *result)
 {
-	Oid			argtypes[12] = {TEXTOID, REGCLASSOID, UUIDOID, INT8OID, TEXTOID,
-		INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[12];
+	Oid			argtypes[13] = {TEXTOID, REGCLASSOID, UUIDOID, INT8OID, TEXTOID,
+		INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[13];
 	bool		isnull;
+	const char *columns;
 
 	values[0] = CStringGetTextDatum(result->key);
 	values[1] = ObjectIdGetDatum(relid);
@@ -312,24 +358,33 @@ insert_unless_recorded(Oid relid, const pg_uuid_t *tracking_id,
 	values[9] = CStringGetTextDatum(tsnap_store_endpoint());
 	values[10] = CStringGetTextDatum(tsnap_store_bucket());
 	values[11] = Int64GetDatum((int64) GetWALInsertionTimeLine());
+	values[12] = CStringGetTextDatum(tsnap_codec(result->compression)->name);
+	columns = has_compression ? RESULT_COLUMNS RESULT_COMPRESSION : RESULT_COLUMNS;
 
-	exec_write("SELECT " RESULT_COLUMNS ", "
-			   "rows_version OPERATOR(pg_catalog.=) $4 AND fingerprint OPERATOR(pg_catalog.=) $5 AS same "
-			   "FROM tsnap.snapshots "
-			   "WHERE tbl OPERATOR(pg_catalog.=) $2 AND tracking_id OPERATOR(pg_catalog.=) $3 "
-			   "AND endpoint OPERATOR(pg_catalog.=) $10 AND bucket OPERATOR(pg_catalog.=) $11 "
-			   "ORDER BY rows_version DESC, created_at DESC LIMIT 1",
-			   12, argtypes, values, NULL);
+	exec_write(psprintf("SELECT %s, "
+						"rows_version OPERATOR(pg_catalog.=) $4 AND fingerprint OPERATOR(pg_catalog.=) $5 AS same "
+						"FROM tsnap.snapshots "
+						"WHERE tbl OPERATOR(pg_catalog.=) $2 AND tracking_id OPERATOR(pg_catalog.=) $3 "
+						"AND endpoint OPERATOR(pg_catalog.=) $10 AND bucket OPERATOR(pg_catalog.=) $11 "
+						"%s"
+						"ORDER BY rows_version DESC, created_at DESC LIMIT 1",
+						columns,
+						has_compression ?
+						"AND compression OPERATOR(pg_catalog.=) $13 " : ""),
+			   13, argtypes, values, NULL);
 	if (SPI_processed == 1 && DatumGetBool(result_value("same", &isnull)))
 	{
 		fill_result(result);
 		return false;
 	}
 
-	exec_write("INSERT INTO tsnap.snapshots (key, tbl, tracking_id, rows_version, "
-			   "fingerprint, rows, bytes, etag, parts, endpoint, bucket, timeline) "
-			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-			   "RETURNING " RESULT_COLUMNS, 12, argtypes, values, NULL);
+	exec_write(psprintf("INSERT INTO tsnap.snapshots (key, tbl, tracking_id, rows_version, "
+						"fingerprint, rows, bytes, etag, parts, endpoint, bucket, timeline%s) "
+						"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12%s) "
+						"RETURNING %s",
+						has_compression ? ", compression" : "",
+						has_compression ? ", $13" : "", columns),
+			   13, argtypes, values, NULL);
 	fill_result(result);
 	/* recorded: no longer a candidate for deletion */
 	exec_write("DELETE FROM tsnap.pending_deletes WHERE key OPERATOR(pg_catalog.=) $1",
@@ -351,13 +406,21 @@ tsnap_ledger_record(Oid relid, const pg_uuid_t *tracking_id,
 {
 	TsnapCatalogUser saved;
 	bool		inserted;
+	bool		has_compression;
 
 	begin_write(&saved);
+	has_compression = catalog_has_compression();
+	if (!has_compression && result->compression != TSNAP_COMPRESSION_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tsnap's catalog in this database cannot record compressed snapshots"),
+				 errhint("Run ALTER EXTENSION tsnap UPDATE.")));
 	lock_tracking(relid, tracking_id);
 	if (stale_key && stale_key[0])
 		retire_key(stale_key);
-	inserted = insert_unless_recorded(relid, tracking_id, fingerprint, result);
-	apply_retention(relid, result->key);
+	inserted = insert_unless_recorded(relid, tracking_id, fingerprint,
+									  has_compression, result);
+	apply_retention(relid, result->key, has_compression);
 	end_write(&saved);
 	return inserted;
 }

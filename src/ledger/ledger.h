@@ -28,6 +28,7 @@
 
 /* a key with its NUL */
 #define TSNAP_KEY_SIZE			(TSNAP_OBJECT_KEY_MAX + 1)
+#define TSNAP_BUCKET_SIZE		(TSNAP_BUCKET_NAME_MAX + 1)
 #define TSNAP_FINGERPRINT_LEN	16
 
 /* A snapshot as the ledger records it and tsnap_snapshot_info shows it. */
@@ -42,6 +43,8 @@ typedef struct TsnapSnapshotResult
 	bool		hit;
 	TimestampTz created_at;
 	int64		timeline;		/* the WAL timeline it was recorded on */
+	TsnapCompression compression;
+	char		bucket[TSNAP_BUCKET_SIZE];	/* where the object lives */
 } TsnapSnapshotResult;
 
 /* Does a live worker write this key right now? */
@@ -49,15 +52,17 @@ typedef bool (*TsnapKeyInFlight) (const char *key);
 
 /* key.c */
 extern void tsnap_fingerprint(Relation rel, const TsnapFormat *format,
-							  char *out);
+							  TsnapCompression compression, char *out);
 extern void tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id,
 							int64 version, const char *fingerprint,
-							const TsnapFormat *format, char *out);
+							const TsnapFormat *format,
+							TsnapCompression compression, char *out);
 extern char *tsnap_cluster_key_prefix(void);
 
 /* lookup.c */
 extern bool tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 								  int64 version, const char *fingerprint,
+								  TsnapCompression compression,
 								  TsnapSnapshotResult *result);
 
 /* ledger.c */

@@ -43,17 +43,23 @@ text_equals(Datum d, const char *s)
 /*
  * The uploaded snapshot of relid at (version, fingerprint) in the bucket
  * and endpoint tsnap is configured with now, if the latest committed state
- * of the catalog has one and it is the table's newest snapshot there.  A
- * snapshot written to another bucket (before tsnap.s3_bucket was changed)
- * is not there to be read.  An older snapshot whose fingerprint has come
- * back (a column renamed and renamed back) is not returned either:
- * retention reckons from the newest snapshot, so only a key that is the
- * newest when it is handed out is sure to stay readable for keep_for.
+ * of the catalog has one and nothing there supersedes it: no snapshot of a
+ * newer version (in any compression), and none of this version and
+ * compression recorded later.  A snapshot written to another bucket
+ * (before tsnap.s3_bucket was changed) is not there to be read.  An older
+ * snapshot whose fingerprint has come back (a column renamed and renamed
+ * back) is not returned either: retention reckons from when a snapshot was
+ * superseded (ledger.c), so only a key that is not superseded when it is
+ * handed out is sure to stay readable for keep_for.  The other
+ * compressions of the same version are snapshots beside it, not newer ones.
  */
 bool
 tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
-					  const char *fingerprint, TsnapSnapshotResult *result)
+					  const char *fingerprint, TsnapCompression compression,
+					  TsnapSnapshotResult *result)
 {
+	const char *compression_name = tsnap_codec(compression)->name;
+	bool		has_compression;
 	Oid			relid_snapshots;
 	Relation	snapshots;
 	Snapshot	latest;
@@ -69,6 +75,13 @@ tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 	if (!OidIsValid(relid_snapshots))
 		return false;
 	snapshots = table_open(relid_snapshots, AccessShareLock);
+	/* a database still on 0.1.0's SQL: no column, every snapshot none */
+	has_compression = RelationGetDescr(snapshots)->natts >= Anum_snapshots_compression;
+	if (!has_compression && compression != TSNAP_COMPRESSION_NONE)
+	{
+		table_close(snapshots, AccessShareLock);
+		return false;
+	}
 	latest = RegisterSnapshot(GetLatestSnapshot());
 	ScanKeyInit(&keys[0], Anum_snapshots_tbl, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(relid));
@@ -90,9 +103,12 @@ tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 			continue;
 		if (DatumGetInt64(values[Anum_snapshots_rows_version - 1]) != version)
 		{
-			higher = true;
+			higher = true;		/* in any compression */
 			continue;
 		}
+		if (has_compression &&
+			!text_equals(values[Anum_snapshots_compression - 1], compression_name))
+			continue;
 		created = DatumGetTimestampTz(values[Anum_snapshots_created_at - 1]);
 		if (!text_equals(values[Anum_snapshots_fingerprint - 1], fingerprint))
 		{
@@ -113,6 +129,9 @@ tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 		result->parts = DatumGetInt32(values[Anum_snapshots_parts - 1]);
 		result->created_at = created;
 		result->timeline = DatumGetInt64(values[Anum_snapshots_timeline - 1]);
+		result->compression = compression;
+		text_to_cstring_buffer(DatumGetTextPP(values[Anum_snapshots_bucket - 1]),
+							   result->bucket, sizeof(result->bucket));
 		found = true;
 	}
 	systable_endscan(scan);

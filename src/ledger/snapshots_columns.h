@@ -10,7 +10,7 @@
 #ifndef TSNAP_SNAPSHOTS_COLUMNS_H
 #define TSNAP_SNAPSHOTS_COLUMNS_H
 
-#define Natts_snapshots					13
+#define Natts_snapshots					14
 #define Anum_snapshots_key				1
 #define Anum_snapshots_tbl				2
 #define Anum_snapshots_tracking_id		3
@@ -24,5 +24,6 @@
 #define Anum_snapshots_endpoint			11
 #define Anum_snapshots_bucket			12
 #define Anum_snapshots_timeline			13
+#define Anum_snapshots_compression		14
 
 #endif							/* TSNAP_SNAPSHOTS_COLUMNS_H */

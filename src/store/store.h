@@ -2,8 +2,8 @@
  *
  * store.h
  *	  The object store, as the rest of tsnap sees it: put an object as a
- *	  stream, check that one exists, delete one, and list and abort the
- *	  uploads left open below a prefix.  Backend-neutral; store_s3.c
+ *	  stream, check that one exists, delete one, list and abort the
+ *	  uploads left open below a prefix, and presign a download.  Backend-neutral; store_s3.c
  *	  implements it with the plain-C S3 client in src/s3/, and is the only
  *	  file on the PostgreSQL side that includes s3/s3.h.
  *
@@ -24,6 +24,8 @@
 /* the longest key an object store takes, in bytes (S3's limit) */
 #define TSNAP_OBJECT_KEY_MAX	1024
 #define TSNAP_ETAG_MAX			128
+/* the longest bucket name tsnap takes, in bytes (S3's is 63) */
+#define TSNAP_BUCKET_NAME_MAX	255
 
 typedef struct TsnapStore TsnapStore;
 typedef struct TsnapPut TsnapPut;
@@ -66,5 +68,16 @@ extern bool tsnap_store_delete(TsnapStore *store, const char *key,
 extern List *tsnap_store_list_uploads(TsnapStore *store, const char *prefix);
 extern bool tsnap_store_abort_upload(TsnapStore *store,
 									 const TsnapOpenUpload *upload);
+
+/*
+ * A URL that lets anyone who has it GET the object at key for seconds
+ * (1 to TSNAP_PRESIGN_MAX_SECONDS), palloc'd in the current memory
+ * context.  Made locally: no request is sent.  The URL is a credential:
+ * never put it in a log line or an error message.
+ */
+#define TSNAP_PRESIGN_MAX_SECONDS	(7 * 24 * 3600)	/* SigV4's limit */
+
+extern char *tsnap_store_presign_get(TsnapStore *store, const char *key,
+									 int seconds);
 
 #endif							/* TSNAP_STORE_H */

@@ -120,6 +120,13 @@ config_from_settings(tsnap_s3_config *config, TsnapCredentials *file_creds)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tsnap.s3_bucket is not set"),
 				 errhint("Set tsnap.s3_bucket and the other tsnap.s3_* settings in postgresql.conf, then reload.")));
+	/* the ledger hands bucket names around in buffers of this size */
+	if (strlen(tsnap_s3_bucket) > TSNAP_BUCKET_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tsnap.s3_bucket is longer than %d bytes",
+						TSNAP_BUCKET_NAME_MAX),
+				 errhint("S3 bucket names have at most 63 characters.")));
 
 	memset(config, 0, sizeof(*config));
 	memset(file_creds, 0, sizeof(*file_creds));
@@ -378,6 +385,37 @@ tsnap_store_abort_upload(TsnapStore *store, const TsnapOpenUpload *upload)
 }
 
 /*
+ * A presigned GET URL for key (see store.h).  SigV4 query authentication
+ * with the store's credentials, computed here without a request.  The
+ * client's error, if any, names the key and never the URL (s3.h).  The
+ * client's malloc'd copy is wiped before it is freed, as the secret is.
+ */
+char *
+tsnap_store_presign_get(TsnapStore *store, const char *key, int seconds)
+{
+	tsnap_s3_error err;
+	char	   *url;
+	char	   *copy;
+	size_t		len;
+
+	url = tsnap_s3_presign_url(store->client, "GET", key, (long) seconds,
+							   &err);
+	if (url == NULL)
+		raise_error(store, &err, ERROR);
+	len = strlen(url);
+	copy = palloc_extended(len + 1, MCXT_ALLOC_NO_OOM);
+	if (copy)
+		memcpy(copy, url, len + 1);
+	explicit_bzero(url, len);
+	free(url);
+	if (copy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	return copy;
+}
+
+/*
  * SQLSTATE for a client error.  Transport failures are connection failures,
  * as postgres_fdw reports a server it cannot reach; refused credentials are
  * authorization failures; a missing bucket is an undefined object.
@@ -463,6 +501,7 @@ verb_for(const tsnap_s3_error *err)
 		{"ListObjectsV2", "list objects under prefix"},
 		{"ListMultipartUploads", "list uploads under prefix"},
 		{"AbortMultipartUpload", "abort the upload of object"},
+		{"presign", "presign a download of object"},
 	};
 	size_t		i;
 
