@@ -67,6 +67,7 @@ char	   *tsnap_key_prefix = NULL;
 int			tsnap_max_snapshot_size = 0;
 int			tsnap_keep_versions = 2;
 int			tsnap_keep_for = 3600;
+int			tsnap_progress_notice_interval = 10000;
 bool		tsnap_verify_hits = false;
 int			tsnap_compression = TSNAP_COMPRESSION_NONE;
 int			tsnap_gzip_level = 1;
@@ -312,6 +313,10 @@ tsnap_define_settings(void)
 							"A snapshot is deleted only once tsnap.keep_versions newer ones exist and it was superseded at least this long ago, so a key handed out stays readable at least this long.",
 							&tsnap_keep_for, 3600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.progress_notice_interval",
+							"How often a caller waiting for a snapshot is sent a NOTICE with its progress; 0 turns it off.",
+							NULL, &tsnap_progress_notice_interval, 10000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomBoolVariable("tsnap.verify_hits",
 							 "Check with a HEAD request that a cached snapshot still exists before returning its key.",
 							 "For buckets whose objects may be removed outside tsnap, such as by lifecycle rules.",

@@ -48,6 +48,7 @@ extern char *tsnap_key_prefix;
 extern int	tsnap_max_snapshot_size;
 extern int	tsnap_keep_versions;
 extern int	tsnap_keep_for;
+extern int	tsnap_progress_notice_interval;
 extern bool tsnap_verify_hits;
 extern int	tsnap_compression;
 extern int	tsnap_gzip_level;

@@ -249,6 +249,22 @@ tsnap_pool_publish_version(int worker, int64 version)
 		ConditionVariableBroadcast(&tsnap_jobs->cv);
 }
 
+/* Worker side: rows and bytes written so far, for waiting callers. */
+void
+tsnap_pool_report_progress(int worker, int64 rows, int64 bytes)
+{
+	int			slot;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	slot = tsnap_jobs->workers[worker].slot;
+	if (slot >= 0)
+	{
+		tsnap_jobs->slots[slot].rows_done = rows;
+		tsnap_jobs->slots[slot].bytes_done = bytes;
+	}
+	LWLockRelease(tsnap_jobs->lock);
+}
+
 /*
  * Is some live worker writing key?  The registry of keys in flight, for
  * retention (ledger/retention.c).

@@ -71,6 +71,7 @@
 #include "utils/timestamp.h"
 
 #include "jobs/shmem.h"
+#include "settings.h"
 
 TsnapJobs  *tsnap_jobs = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -265,7 +266,9 @@ leave_slot(int idx, uint64 generation)
  * Sleep until the request in slot idx is DONE or FAILED; copy out what it
  * produced.  Every second (or deadlock_timeout, if shorter), make sure a
  * worker will take it; once deadlock_timeout has passed, raise 40P01 if
- * its worker waits for this backend.
+ * its worker waits for this backend; while it streams rows, send a NOTICE
+ * with its progress every tsnap.progress_notice_interval, so that a person
+ * waiting in psql sees that it is working.
  */
 static SlotState
 wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
@@ -274,12 +277,16 @@ wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 {
 	SlotState	state;
 	TimestampTz started = GetCurrentTimestamp();
+	TimestampTz last_notice = started;
 
 	ConditionVariablePrepareToSleep(&tsnap_jobs->cv);
 	for (;;)
 	{
 		RequestSlot *s;
 		int			worker_pid = 0;
+		bool		streaming = false;
+		int64		rows_done = 0;
+		int64		bytes_done = 0;
 
 		LWLockAcquire(tsnap_jobs->lock, LW_SHARED);
 		s = my_slot(idx, generation);
@@ -293,6 +300,12 @@ wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 			*error = s->error;
 		else if (state == SLOT_RUNNING && s->worker >= 0 && s->preparing)
 			worker_pid = tsnap_jobs->workers[s->worker].pid;
+		else if (state == SLOT_RUNNING)
+		{
+			streaming = true;
+			rows_done = s->rows_done;
+			bytes_done = s->bytes_done;
+		}
 		LWLockRelease(tsnap_jobs->lock);
 
 		if (state == SLOT_DONE || state == SLOT_FAILED)
@@ -309,6 +322,15 @@ wait_for(int idx, uint64 generation, Oid dboid, Oid relid,
 					 errdetail("This session waits for tsnap worker %d to snapshot table \"%s\", and the worker waits, directly or through other sessions, for a lock this session holds.",
 							   worker_pid, get_rel_name(relid)),
 					 errhint("Take tsnap_snapshot before other locks on the table in a transaction, or commit first.")));
+		if (streaming && tsnap_progress_notice_interval > 0 &&
+			TimestampDifferenceExceeds(last_notice, GetCurrentTimestamp(),
+									   tsnap_progress_notice_interval))
+		{
+			last_notice = GetCurrentTimestamp();
+			ereport(NOTICE,
+					(errmsg("snapshot of table \"%s\" in progress: " INT64_FORMAT " rows, " INT64_FORMAT " bytes written",
+							get_rel_name(relid), rows_done, bytes_done)));
+		}
 		ConditionVariableTimedSleep(&tsnap_jobs->cv, Min(1000, DeadlockTimeout),
 									PG_WAIT_EXTENSION);
 	}

@@ -49,6 +49,8 @@ typedef struct RequestSlot
 	bool		preparing;		/* RUNNING, not yet streaming rows */
 	int64		version_seen;	/* TSNAP_VERSION_UNKNOWN, _PENDING, or the
 								 * version the worker scans */
+	int64		rows_done;		/* progress of a RUNNING request */
+	int64		bytes_done;
 	TsnapBuildRequest request;
 	TsnapSnapshotResult result;
 	TsnapFlatError error;
@@ -93,6 +95,7 @@ extern bool tsnap_pool_take(int worker, TsnapBuildRequest *request);
 extern bool tsnap_pool_abandoned(int worker);
 extern bool tsnap_pool_begin_streaming(int worker, const char *key);
 extern void tsnap_pool_publish_version(int worker, int64 version);
+extern void tsnap_pool_report_progress(int worker, int64 rows, int64 bytes);
 extern void tsnap_pool_finish(int worker, const TsnapSnapshotResult *result,
 							  const TsnapFlatError *error);
 extern bool tsnap_pool_begin_housekeeping(Oid dboid);

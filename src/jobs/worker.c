@@ -34,6 +34,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/progress.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -98,13 +99,18 @@ abort_upload_at_exit(int code, Datum arg)
 
 /*
  * What the build reports goes to the request's waiters: the version its
- * snapshot sees (for callers who would join), and the moment it starts
- * streaming (after which it is no longer cancelled when they leave).
+ * snapshot sees (for callers who would join), the moment it starts
+ * streaming (after which it is no longer cancelled when they leave), and
+ * rows and bytes written.  Progress also goes to PostgreSQL's own
+ * pg_stat_progress_copy, as a COPY TO of the table into a callback, which
+ * is what the worker does, so tools that watch COPY see snapshots too.
  */
 static bool
 report_to_waiters(TsnapBuildPhase phase, const TsnapBuildProgress *progress,
 				  void *arg)
 {
+	const TsnapBuildRequest *request = (const TsnapBuildRequest *) arg;
+
 	switch (phase)
 	{
 		case TSNAP_BUILD_LOCKED:
@@ -114,9 +120,25 @@ report_to_waiters(TsnapBuildPhase phase, const TsnapBuildProgress *progress,
 			tsnap_pool_publish_version(my_worker, progress->rows_version);
 			break;
 		case TSNAP_BUILD_STREAMING:
-			return tsnap_pool_begin_streaming(my_worker, progress->key);
+			if (!tsnap_pool_begin_streaming(my_worker, progress->key))
+				return false;
+			pgstat_progress_start_command(PROGRESS_COMMAND_COPY,
+										  request->relid);
+			pgstat_progress_update_param(PROGRESS_COPY_COMMAND,
+										 PROGRESS_COPY_COMMAND_TO);
+			pgstat_progress_update_param(PROGRESS_COPY_TYPE,
+										 PROGRESS_COPY_TYPE_CALLBACK);
+			break;
 		case TSNAP_BUILD_PROGRESS:
-			/* nobody waits on rows and bytes yet */
+			{
+				const int	index[] = {PROGRESS_COPY_TUPLES_PROCESSED,
+				PROGRESS_COPY_BYTES_PROCESSED};
+				int64		values[] = {progress->rows, progress->bytes};
+
+				pgstat_progress_update_multi_param(2, index, values);
+				tsnap_pool_report_progress(my_worker, progress->rows,
+										   progress->bytes);
+			}
 			break;
 	}
 	return true;
@@ -175,11 +197,13 @@ build_watched(void *arg)
 						 TSNAP_CHECK_INTERVAL_MS);
 	PG_TRY();
 	{
-		tsnap_build(a->request, report_to_waiters, NULL, a->result);
+		tsnap_build(a->request, report_to_waiters, (void *) a->request,
+					a->result);
 	}
 	PG_FINALLY();
 	{
 		disable_timeout(abandon_timeout, false);
+		pgstat_progress_end_command();
 	}
 	PG_END_TRY();
 }
