@@ -40,6 +40,7 @@ OBJS = \
 	src/snapshot/snapshot.o \
 	src/s3/s3_client.o \
 	src/s3/s3_error.o \
+	src/s3/s3_get.o \
 	src/s3/s3_ops.o \
 	src/s3/s3_request.o \
 	src/s3/s3_sigv4.o \
