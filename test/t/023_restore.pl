@@ -291,6 +291,31 @@ put_copy("$prefix/otherkey.csv", $csv1, table => 'public.src', rows_version => $
 ($state) = try_sql("SELECT tsnap_restore('dst', '$prefix/otherkey.csv', 'replace')");
 is($state, 'XX001', 'a manifest that describes another object: XX001');
 
+# the CSV's encoding: COPY converts it to the server's, or refuses
+$node->safe_psql('postgres', q{
+	CREATE TABLE small (id int, s text);
+	SELECT tsnap_track('small');
+	CREATE TABLE small_dst (LIKE small);
+});
+my %csv_opts = (header => JSON::PP::true, delimiter => ',', quote => '"', escape => '"', null => '');
+put_copy("$prefix/enc/latin1.csv", "id,s\n1,caf\xe9\n", table => 'public.small', rows_version => 0,
+	set => { csv => { %csv_opts, encoding => 'LATIN1' } });
+is($node->safe_psql('postgres', "SELECT tsnap_restore('small_dst', '$prefix/enc/latin1.csv')"), '1',
+	'a LATIN1 object restores');
+is($node->safe_psql('postgres', "SELECT s = 'caf' || chr(233) FROM small_dst"), 't',
+	'  converted to the server encoding');
+put_copy("$prefix/enc/bogus.csv", "id,s\n1,x\n", table => 'public.small', rows_version => 0,
+	set => { csv => { %csv_opts, encoding => 'NO_SUCH_ENCODING' } });
+($state, $out, $err) = try_sql("SELECT tsnap_restore('small_dst', '$prefix/enc/bogus.csv', 'replace')");
+is($state, '22023', 'an encoding PostgreSQL does not know: 22023, as COPY says');
+put_copy("$prefix/enc/notutf8.csv", "id,s\n1,caf\xe9\n", table => 'public.small', rows_version => 0);
+($state) = try_sql("SELECT tsnap_restore('small_dst', '$prefix/enc/notutf8.csv', 'replace')");
+is($state, '22021', 'bytes that are not in the manifest\'s encoding: 22021');
+put_copy("$prefix/enc/header.csv", "id,t\n1,x\n", table => 'public.small', rows_version => 0);
+($state, $out, $err) = try_sql("SELECT tsnap_restore('small_dst', '$prefix/enc/header.csv', 'replace')");
+is($state, '22P04', 'a header line that does not name the manifest\'s columns: 22P04 (HEADER MATCH)');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM small_dst'), '1', '  the table is as it was');
+
 $node->safe_psql('postgres', q{
 	CREATE TABLE wrong (id bigint, t text, n numeric(12,3), b bytea, ts timestamptz,
 		d date, iv interval, m money, j jsonb, a int[], flag bool, u uuid,
