@@ -33,6 +33,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -83,12 +84,26 @@ is_set(const char *setting)
 	return setting != NULL && setting[0] != '\0';
 }
 
+/*
+ * Stop the client's waits for what ends the statement or the session: a
+ * cancel or timeout, a lost client, a parallel worker's message (which may
+ * carry its error).  Other interrupts (a ProcSignal barrier, as DROP
+ * DATABASE sends every backend, or pg_log_backend_memory_contexts) are
+ * served at the next CHECK_FOR_INTERRUPTS after the request: stopping the
+ * request for them would fail a statement, a long restore say, for nothing.
+ */
 static int
 interrupt_pending(void *arg)
 {
 	if (ProcDiePending || proc_exit_inprogress || !PostmasterIsAlive())
 		return S3_INTERRUPT_TERMINATE;
-	return InterruptPending ? S3_INTERRUPT_CANCEL : 0;
+	if (InterruptPending &&
+		(QueryCancelPending || ClientConnectionLost ||
+		 CheckClientConnectionPending ||
+		 IdleInTransactionSessionTimeoutPending ||
+		 IdleSessionTimeoutPending || ParallelMessagePending))
+		return S3_INTERRUPT_CANCEL;
+	return 0;
 }
 
 static void

@@ -542,10 +542,17 @@ for my $case ([ 'cancel', undef ], [ 'statement_timeout', "SET statement_timeout
 				"SELECT pg_cancel_backend(pid) FROM pg_stat_progress_copy WHERE relid = 'bigdst'::regclass"),
 			't', 'cancel: pg_cancel_backend while the download stalls');
 	}
+	else
+	{
+		# an interrupt that ends nothing must not end the download either
+		is( $node->safe_psql('postgres',
+				"SELECT pg_log_backend_memory_contexts(pid) FROM pg_stat_progress_copy WHERE relid = 'bigdst'::regclass"),
+			't', 'statement_timeout: pg_log_backend_memory_contexts while the download stalls');
+	}
 	my ($crc, $cout, $cerr, $cstate) = finish_psql($caller);
 	is($cstate, '57014', "$label: the call ends with 57014");
-	like($cerr, $set ? qr/statement timeout/ : qr/canceling statement due to user request/,
-		"  $label: PostgreSQL's own message");
+	like($cerr, $set ? qr/canceling statement due to statement timeout/ : qr/canceling statement due to user request/,
+		"  $label: PostgreSQL's own message (the restore ran until then)");
 	is($node->safe_psql('postgres', 'SELECT count(*), sum(id), max(id) FROM bigdst'), $before,
 		"  $label: the table is as it was");
 	stop_faultproxy($proxy);
