@@ -104,7 +104,9 @@ check_may_read(Oid relid, const char *key)
 
 /*
  * Decide, with the manifest read, whether the current user may load key's
- * rows; raises 42501 if not.  A recorded key whose manifest names another
+ * rows; raises 42501 if not.  The error names nothing from the manifest
+ * but the key the caller gave: the caller may not have the right to know
+ * which table it describes.  A recorded key whose manifest names another
  * table than the ledger does is refused (XX001): the manifest beside it
  * is not the one tsnap wrote.
  */
@@ -144,8 +146,6 @@ tsnap_restore_check_source(const char *key, const TsnapManifest *m,
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to restore snapshot \"%s\"", key),
-				 errdetail("The snapshot is of table \"%s\".\"%s\" in database \"%s\" of the cluster with system identifier %s.  No table tracked in this database holds its rows, so tsnap cannot tell who may read them.",
-						   m->schema, m->table, m->database,
-						   m->system_identifier),
+				 errdetail("It is not a snapshot of a table this database tracks, so tsnap cannot tell who may read its rows."),
 				 errhint("Restoring it needs the privileges of COPY FROM a file: superuser or the pg_read_server_files role.")));
 }

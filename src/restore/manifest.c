@@ -333,11 +333,11 @@ tsnap_manifest_read(TsnapStore *store, const char *key)
 	context.previous = error_context_stack;
 	error_context_stack = &context;
 	parse_manifest(text, len, m);
+	/* not named: the caller may have no right to know what it names */
 	if (strcmp(m->key, key) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("manifest describes object \"%s\", not \"%s\"",
-						m->key, key)));
+				 errmsg("manifest describes another object than \"%s\"", key)));
 	error_context_stack = context.previous;
 	pfree(text);
 	return m;
