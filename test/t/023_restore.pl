@@ -127,17 +127,18 @@ sub put_manifest
 	return;
 }
 
-# Snapshot TABLE on node N and write its manifest; returns (key, version,
-# the object's bytes).
+# Snapshot TABLE on node N (in COMPRESSION, if given) and write its
+# manifest; returns (key, version, the object's bytes).
 sub snapshot
 {
-	my ($table, $n) = @_;
+	my ($table, $n, $compression) = @_;
 	$n //= $node;
+	my $arg = $compression ? ", compression => '$compression'" : '';
 	my ($key, $version) = split /\|/,
-	  $n->safe_psql('postgres', "SELECT key, rows_version FROM tsnap_snapshot_info('$table')");
+	  $n->safe_psql('postgres', "SELECT key, rows_version FROM tsnap_snapshot_info('$table'$arg)");
 	my $csv = s3_get($key);
 	put_manifest($key, manifest_for(node => $n, key => $key, data => $csv,
-		table => $table, rows_version => $version));
+		table => $table, rows_version => $version, compression => $compression));
 	return ($key, $version, $csv);
 }
 
@@ -389,6 +390,16 @@ for my $case (
 	is($node->safe_psql('postgres', "SELECT tsnap_restore('dst', '$prefix/copies/$name')"),
 		'500', "$label: 500 rows");
 	holds('dst', $csv1, "  $label: the rows of the object");
+}
+
+# snapshots tsnap itself compressed
+for my $codec ('gzip', 'zstd')
+{
+	my ($kc) = snapshot('public.src', undef, $codec);
+	$node->safe_psql('postgres', 'TRUNCATE dst');
+	is($node->safe_psql('postgres', "SELECT tsnap_restore('dst', '$kc')"), '500',
+		"tsnap_snapshot(..., '$codec'): 500 rows");
+	holds('dst', $csv1, "  $codec snapshot: the rows of version $v1");
 }
 
 # ---- (d) damaged objects raise and leave nothing ----
