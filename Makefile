@@ -38,8 +38,15 @@ OBJS = \
 	src/jobs/queue.o \
 	src/jobs/worker.o \
 	src/snapshot/snapshot.o \
+	src/restore/access.o \
+	src/restore/history.o \
+	src/restore/load.o \
+	src/restore/manifest.o \
+	src/restore/restore.o \
+	src/restore/stream.o \
 	src/s3/s3_client.o \
 	src/s3/s3_error.o \
+	src/s3/s3_get.o \
 	src/s3/s3_ops.o \
 	src/s3/s3_request.o \
 	src/s3/s3_sigv4.o \

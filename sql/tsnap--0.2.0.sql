@@ -246,3 +246,51 @@ AS 'MODULE_PATHNAME', 'tsnap_snapshot_url'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION tsnap_snapshot_url(regclass, interval, text, boolean) IS
 'presigned GET URL of the snapshot tsnap_snapshot returns (or of its manifest object), valid for expires_in; anyone holding it can download the object';
+
+/*
+ * Restore (tsnap_restore): a snapshot loaded back into a table.
+ *
+ * tsnap.restores records which version of which source each table holds
+ * (a source is a tracked table, named by its cluster's system identifier
+ * and its tracking_id), so that a replace never goes back to an older
+ * version without force => true.  Only tsnap's C code writes it, as the
+ * catalog owner; ordinary users have no rights on it.  Its regclass
+ * column is dumped by name, and a dropped table's rows go with it (the
+ * event trigger below), so a later table given the same OID inherits
+ * nothing.
+ */
+CREATE TABLE tsnap.restores (
+	target		regclass NOT NULL,
+	source_system_identifier text NOT NULL,
+	source_tracking_id uuid NOT NULL,
+	source_database text NOT NULL,
+	source_schema text NOT NULL,
+	source_table text NOT NULL,
+	rows_version int8 NOT NULL,		-- the newest version of the source loaded
+	key			text NOT NULL,		-- the snapshot last restored from this source
+	rows		int8 NOT NULL,		-- the rows it loaded
+	restored_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (target, source_system_identifier, source_tracking_id)
+);
+REVOKE ALL ON tsnap.restores FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tsnap.restores', '');
+
+CREATE FUNCTION tsnap.restores_on_sql_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'tsnap_restores_on_sql_drop'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION tsnap.restores_on_sql_drop() FROM PUBLIC;
+
+CREATE EVENT TRIGGER tsnap_restores_sql_drop ON sql_drop
+	EXECUTE FUNCTION tsnap.restores_on_sql_drop();
+
+-- Runs as the caller, with the caller's search_path (the table's triggers
+-- fire during the load, as during COPY); its own SQL is schema-qualified.
+-- Not strict: a null argument is an error, not a silent null.
+CREATE FUNCTION tsnap_restore(target regclass, key text,
+	mode text DEFAULT 'require_empty', force boolean DEFAULT false)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tsnap_restore'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+COMMENT ON FUNCTION tsnap_restore(regclass, text, text, boolean) IS
+'load the snapshot at key into a table, in the caller''s transaction (modes require_empty, append, replace); returns the rows loaded';

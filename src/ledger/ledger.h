@@ -2,8 +2,9 @@
  *
  * ledger.h
  *	  What tsnap knows of the objects it wrote: the keys and fingerprints
- *	  that name them (key.c), the read-only lookup of a table's current
- *	  snapshot for the hit path (lookup.c), the ledger proper, which is the
+ *	  that name them (key.c), the read-only lookups of a table's current
+ *	  snapshot for the hit path and of a key for restores (lookup.c), the
+ *	  ledger proper, which is the
  *	  only writer of tsnap.snapshots and tsnap.pending_deletes and holds the
  *	  retention rules (ledger.c), and the deletes and sweeps of objects that
  *	  are no longer kept (retention.c).
@@ -64,6 +65,18 @@ extern bool tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id,
 								  int64 version, const char *fingerprint,
 								  TsnapCompression compression,
 								  TsnapSnapshotResult *result);
+
+/* A key tsnap.snapshots records: whose snapshot it is, and where it lives. */
+typedef struct TsnapRecordedKey
+{
+	Oid			relid;
+	pg_uuid_t	tracking_id;
+	int64		rows_version;
+	char	   *endpoint;
+	char	   *bucket;
+} TsnapRecordedKey;
+
+extern bool tsnap_lookup_key(const char *key, TsnapRecordedKey *recorded);
 
 /* ledger.c */
 extern void tsnap_ledger_record_intent(const char *key);

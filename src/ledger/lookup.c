@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * lookup.c
- *	  The hit path's read of tsnap.snapshots: a table's current snapshot.
+ *	  The read-only lookups of tsnap.snapshots: a table's current snapshot,
+ *	  for the hit path, and the snapshot a key names, for tsnap_restore.
  *
  * It reads with a direct index scan rather than SPI: a hit is meant to
  * cost about as much as a trivial SELECT, and executor start-up for a query
@@ -20,6 +21,8 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -139,4 +142,51 @@ tsnap_lookup_snapshot(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 	table_close(snapshots, AccessShareLock);
 
 	return found && !higher && !(other && other_created > result->created_at);
+}
+
+/*
+ * Is key a snapshot this database recorded?  Fills *recorded (strings
+ * palloc'd in the caller's context) if so.  This is no hot path, so it
+ * runs SQL, as the catalog owner with every operator qualified; the
+ * caller's snapshot decides what it sees.
+ */
+bool
+tsnap_lookup_key(const char *key, TsnapRecordedKey *recorded)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	TsnapCatalogUser saved;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found = false;
+
+	if (!tsnap_catalog_enter(&saved))
+		return false;
+	values[0] = CStringGetTextDatum(key);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT tbl::pg_catalog.oid, tracking_id, rows_version, "
+							  "endpoint, bucket FROM tsnap.snapshots "
+							  "WHERE key OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up key \"%s\" in tsnap.snapshots", key);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old;
+
+		old = MemoryContextSwitchTo(callercxt);
+		recorded->relid = DatumGetObjectId(SPI_getbinval(tuple, desc, 1, &isnull));
+		memcpy(&recorded->tracking_id,
+			   DatumGetUUIDP(SPI_getbinval(tuple, desc, 2, &isnull)),
+			   sizeof(pg_uuid_t));
+		recorded->rows_version = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
+		recorded->endpoint = SPI_getvalue(tuple, desc, 4);
+		recorded->bucket = SPI_getvalue(tuple, desc, 5);
+		MemoryContextSwitchTo(old);
+		found = true;
+	}
+	SPI_finish();
+	tsnap_catalog_leave(&saved);
+	return found;
 }

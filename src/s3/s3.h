@@ -112,6 +112,7 @@ typedef struct tsnap_s3_config
 
 typedef struct tsnap_s3_client tsnap_s3_client;
 typedef struct tsnap_s3_upload tsnap_s3_upload;
+typedef struct tsnap_s3_get tsnap_s3_get;
 
 typedef struct tsnap_s3_object_info
 {
@@ -204,5 +205,21 @@ extern bool tsnap_s3_upload_abort(tsnap_s3_upload *upload,
 								  tsnap_s3_error *err);
 extern void tsnap_s3_upload_free(tsnap_s3_upload *upload);
 extern size_t tsnap_s3_part_size_for(size_t first_part_size, int part_number);
+
+/*
+ * s3_get.c: a GetObject the caller pulls bytes from.  Memory is one buffer
+ * of S3_GET_BUFFER bytes (the transfer pauses while it is full), whatever
+ * the object's size.  Transient failures are retried until the caller has
+ * read its first byte, never after.  read returns the bytes copied (0 at
+ * the end of the object) or -1 with err filled; the first error sticks.
+ */
+#define S3_GET_BUFFER				((size_t) 1024 * 1024)
+
+extern tsnap_s3_get *tsnap_s3_get_open(tsnap_s3_client *client,
+									   const char *key, tsnap_s3_error *err);
+extern long tsnap_s3_get_read(tsnap_s3_get *get, void *dst, size_t len,
+							  tsnap_s3_error *err);
+extern bool tsnap_s3_get_size(tsnap_s3_get *get, uint64_t *size);
+extern void tsnap_s3_get_close(tsnap_s3_get *get);
 
 #endif							/* TSNAP_S3_H */

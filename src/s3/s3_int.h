@@ -219,4 +219,35 @@ extern void tsnap_s3_error_set(tsnap_s3_error *err, tsnap_s3_error_kind kind,
 
 #define S3_MAX_REPLY_SIZE	((size_t) 32 * 1024 * 1024)
 
+/* s3_get.c: a GetObject the caller reads from (see s3.h) */
+typedef enum tsnap_s3_get_state
+{
+	S3_GET_OPEN,
+	S3_GET_FAILED
+} tsnap_s3_get_state;
+
+struct tsnap_s3_get
+{
+	tsnap_s3_client *c;
+	CURLM	   *multi;			/* the stream's own, so the client's stays free */
+	CURL	   *easy;
+	char	   *key;
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;			/* the current attempt */
+	bool		xfer_live;		/* x needs tsnap_s3_xfer_cleanup */
+	bool		in_multi;		/* easy is in multi */
+	bool		paused;			/* write_cb returned CURL_WRITEFUNC_PAUSE */
+	bool		done;			/* the attempt succeeded and has ended */
+	tsnap_s3_get_state state;
+	tsnap_s3_error failure;		/* sticky, once state is S3_GET_FAILED */
+	char	   *buf;			/* unread body bytes: buf[start, end) */
+	size_t		cap;
+	size_t		start;
+	size_t		end;
+	int			attempt;
+	uint64_t	consumed;		/* bytes handed to the caller */
+	bool		have_size;
+	uint64_t	size;			/* Content-Length of the current attempt */
+};
+
 #endif							/* TSNAP_S3_INT_H */

@@ -2,8 +2,9 @@
  *
  * store.h
  *	  The object store, as the rest of tsnap sees it: put an object as a
- *	  stream, check that one exists, delete one, list and abort the
- *	  uploads left open below a prefix, and presign a download.  Backend-neutral; store_s3.c
+ *	  stream, read one as a stream (or whole, when it is small), check that
+ *	  one exists, delete one, list and abort the uploads left open below a
+ *	  prefix, and presign a download.  Backend-neutral; store_s3.c
  *	  implements it with the plain-C S3 client in src/s3/, and is the only
  *	  file on the PostgreSQL side that includes s3/s3.h.
  *
@@ -29,6 +30,7 @@
 
 typedef struct TsnapStore TsnapStore;
 typedef struct TsnapPut TsnapPut;
+typedef struct TsnapGet TsnapGet;
 
 typedef struct TsnapPutResult
 {
@@ -49,6 +51,7 @@ extern const char *tsnap_store_endpoint(void);
 extern const char *tsnap_store_bucket(void);
 extern TsnapStore *tsnap_store_open(const char *endpoint, const char *bucket,
 									int64 max_object_size);
+extern const char *tsnap_store_bucket_of(TsnapStore *store);
 
 /*
  * Streams: write returns false (and finish too) only when the object would
@@ -61,6 +64,27 @@ extern TsnapPut *tsnap_store_put_begin(TsnapStore *store, const char *key,
 extern bool tsnap_store_put_write(TsnapPut *put, const char *data, size_t len);
 extern bool tsnap_store_put_finish(TsnapPut *put, TsnapPutResult *result);
 extern void tsnap_store_put_abort(TsnapPut *put);
+
+/*
+ * Get streams: open returns NULL when there is no object at key (every
+ * other failure raises) and has waited for the first bytes; read returns
+ * the bytes copied, at least one, or 0 at the end of the object, and
+ * raises on failure; memory is a fixed buffer whatever the object's size.
+ * A failure after the caller has read a byte is not retried.  close frees
+ * the stream and never raises; an error frees it with the store.
+ */
+extern TsnapGet *tsnap_store_get_open(TsnapStore *store, const char *key);
+extern size_t tsnap_store_get_read(TsnapGet *get, char *buf, size_t len);
+extern bool tsnap_store_get_size(TsnapGet *get, int64 *size);
+extern void tsnap_store_get_close(TsnapGet *get);
+
+/*
+ * The whole object at key, palloc'd and NUL-terminated (*len without the
+ * NUL), or NULL when there is none; raises 54000 when it is larger than
+ * max_len.
+ */
+extern char *tsnap_store_get_small(TsnapStore *store, const char *key,
+								   size_t max_len, size_t *len);
 
 extern bool tsnap_store_exists(TsnapStore *store, const char *key);
 extern bool tsnap_store_delete(TsnapStore *store, const char *key,

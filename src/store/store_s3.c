@@ -14,7 +14,9 @@
  * it to the current memory context through a reset callback, so the client
  * lives exactly as long as that context, and an error anywhere frees it.
  * A put stream (a multipart upload) is malloc'd too, and owned by whoever
- * began it until finish or abort frees it.
+ * began it until finish or abort frees it.  A get stream is malloc'd and
+ * tied to the store's memory context like the client (its callback runs
+ * first, callbacks running in reverse order), so an error frees it too.
  *
  * Interrupts: the client calls interrupt_pending() between its wait slices
  * and inside curl callbacks, where a longjmp would corrupt curl's state.
@@ -31,6 +33,8 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/pmsignal.h"
@@ -57,6 +61,13 @@ struct TsnapPut
 	tsnap_s3_upload *upload;
 };
 
+struct TsnapGet
+{
+	TsnapStore *store;
+	tsnap_s3_get *stream;		/* NULL once closed */
+	MemoryContextCallback cb;
+};
+
 StaticAssertDecl(TSNAP_OBJECT_KEY_MAX == S3_MAX_KEY_LEN,
 				 "store and S3 client disagree on the longest key");
 StaticAssertDecl(TSNAP_ETAG_MAX == sizeof(((tsnap_s3_upload_result *) 0)->etag),
@@ -73,12 +84,26 @@ is_set(const char *setting)
 	return setting != NULL && setting[0] != '\0';
 }
 
+/*
+ * Stop the client's waits for what ends the statement or the session: a
+ * cancel or timeout, a lost client, a parallel worker's message (which may
+ * carry its error).  Other interrupts (a ProcSignal barrier, as DROP
+ * DATABASE sends every backend, or pg_log_backend_memory_contexts) are
+ * served at the next CHECK_FOR_INTERRUPTS after the request: stopping the
+ * request for them would fail a statement, a long restore say, for nothing.
+ */
 static int
 interrupt_pending(void *arg)
 {
 	if (ProcDiePending || proc_exit_inprogress || !PostmasterIsAlive())
 		return S3_INTERRUPT_TERMINATE;
-	return InterruptPending ? S3_INTERRUPT_CANCEL : 0;
+	if (InterruptPending &&
+		(QueryCancelPending || ClientConnectionLost ||
+		 CheckClientConnectionPending ||
+		 IdleInTransactionSessionTimeoutPending ||
+		 IdleSessionTimeoutPending || ParallelMessagePending))
+		return S3_INTERRUPT_CANCEL;
+	return 0;
 }
 
 static void
@@ -221,6 +246,13 @@ tsnap_store_open(const char *endpoint, const char *bucket,
 	return h;
 }
 
+/* The bucket a store reads and writes, for messages. */
+const char *
+tsnap_store_bucket_of(TsnapStore *store)
+{
+	return store->bucket;
+}
+
 /*
  * Begin the object at key.  The stream is the caller's until finish or
  * abort frees it.
@@ -298,6 +330,107 @@ tsnap_store_put_abort(TsnapPut *put)
 	}
 	tsnap_s3_upload_free(put->upload);
 	pfree(put);
+}
+
+static void
+release_get(void *arg)
+{
+	TsnapGet   *get = (TsnapGet *) arg;
+
+	if (get->stream)
+		tsnap_s3_get_close(get->stream);
+	get->stream = NULL;
+}
+
+/*
+ * Open the object at key for reading; NULL if there is none.  Waits for
+ * the first bytes, so every failure before the body (refused credentials,
+ * a server that does not answer) raises here.
+ */
+TsnapGet *
+tsnap_store_get_open(TsnapStore *store, const char *key)
+{
+	TsnapGet   *get;
+	tsnap_s3_error err;
+
+	get = MemoryContextAllocZero(GetMemoryChunkContext(store),
+								 sizeof(TsnapGet));
+	get->store = store;
+	get->stream = tsnap_s3_get_open(store->client, key, &err);
+	if (get->stream == NULL)
+	{
+		pfree(get);
+		if (tsnap_s3_error_is_not_found(&err))
+			return NULL;
+		raise_error(store, &err, ERROR);
+	}
+	get->cb.func = release_get;
+	get->cb.arg = get;
+	MemoryContextRegisterResetCallback(GetMemoryChunkContext(store),
+									   &get->cb);
+	return get;
+}
+
+size_t
+tsnap_store_get_read(TsnapGet *get, char *buf, size_t len)
+{
+	tsnap_s3_error err;
+	long		n;
+
+	Assert(get->stream != NULL);
+	n = tsnap_s3_get_read(get->stream, buf, len, &err);
+	if (n < 0)
+		raise_error(get->store, &err, ERROR);
+	return (size_t) n;
+}
+
+/* The object's size as S3 announced it; false if it did not. */
+bool
+tsnap_store_get_size(TsnapGet *get, int64 *size)
+{
+	uint64		announced;
+
+	if (get->stream == NULL || !tsnap_s3_get_size(get->stream, &announced))
+		return false;
+	*size = (int64) announced;
+	return true;
+}
+
+/* Free the stream; the transfer stops without another request. */
+void
+tsnap_store_get_close(TsnapGet *get)
+{
+	release_get(get);
+}
+
+/*
+ * A small object whole: for manifests, read through a get stream into
+ * palloc'd memory.  max_len bounds the memory, whatever S3 sends.
+ */
+char *
+tsnap_store_get_small(TsnapStore *store, const char *key, size_t max_len,
+					  size_t *len)
+{
+	TsnapGet   *get = tsnap_store_get_open(store, key);
+	StringInfoData buf;
+	char		chunk[8192];
+	size_t		n;
+
+	if (get == NULL)
+		return NULL;
+	initStringInfo(&buf);
+	while ((n = tsnap_store_get_read(get, chunk, sizeof(chunk))) > 0)
+	{
+		if ((size_t) buf.len + n > max_len)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("object \"%s\" in bucket \"%s\" is larger than %zu bytes",
+							key, store->bucket, max_len)));
+		appendBinaryStringInfo(&buf, chunk, n);
+	}
+	tsnap_store_get_close(get);
+	*len = buf.len;
+	return buf.data;
 }
 
 /*

@@ -48,6 +48,7 @@
 extern int64 tsnap_read_tracking(Oid relid, pg_uuid_t *tracking_id);
 extern List *tsnap_tracked_among(List *relids);
 extern bool tsnap_is_tracked(Oid relid);
+extern Oid	tsnap_tracked_table_by_id(const pg_uuid_t *tracking_id);
 
 /* targets.c */
 extern void tsnap_targets_init(void);

@@ -133,6 +133,24 @@ tsnap_is_tracked(Oid relid)
 }
 
 /*
+ * The table tracked under tracking_id, or InvalidOid (untracked since, or
+ * dropped).  The caller must be inside tsnap_catalog_enter.
+ */
+Oid
+tsnap_tracked_table_by_id(const pg_uuid_t *tracking_id)
+{
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		values[1];
+	List	   *found;
+
+	values[0] = UUIDPGetDatum(tracking_id);
+	found = tsnap_query_oids("SELECT tbl FROM tsnap.tracked_tables "
+							 "WHERE tracking_id OPERATOR(pg_catalog.=) $1",
+							 1, argtypes, values);
+	return found != NIL ? linitial_oid(found) : InvalidOid;
+}
+
+/*
  * Raise 42501 unless the current user holds some privilege on relid (or on
  * one of its columns): a version says when a table was written, which is
  * not for roles that have no business with it.

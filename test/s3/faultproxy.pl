@@ -4,8 +4,9 @@
 # Sits on 127.0.0.1 between the client and an S3 endpoint (Ceph RGW) and,
 # for chosen requests, answers 500 InternalError or 503 SlowDown (with an S3
 # XML body), answers 200 with an <Error> body, resets the connection, resets
-# it halfway through the response, stalls, or forwards the request and then
-# holds its reply back (slowreply).  Every other request is
+# it halfway through the response, stalls, stalls halfway through the
+# response (midstall), or forwards the request and then holds its reply back
+# (slowreply).  Every other request is
 # forwarded with its body intact, streamed by Content-Length.
 #
 # Keep-alive is not supported: each connection carries one request, the
@@ -18,11 +19,13 @@
 #   --rate F              fault this fraction of matching requests (0..1)
 #   --nth N,N,...         fault exactly these request numbers (from 1)
 #   --faults K,K,...      kinds to pick from: 500 503 200error reset
-#                         midreset stall slowreply (default 500,503,reset)
+#                         midreset stall midstall slowreply (default
+#                         500,503,reset)
 #   --methods M,M,...     only requests with these methods can fault
 #   --match STR           only requests whose target contains STR can fault
 #   --fault-file FILE     only while FILE exists can requests fault
-#   --stall SECONDS       how long a stall or slowreply holds the connection
+#   --stall SECONDS       how long a stall, midstall or slowreply holds the
+#                         connection
 #                         (default 60)
 #   --lifetime SECONDS    exit after this long, whatever happens (default 120)
 #   --seed N              random seed (default: time)
@@ -191,7 +194,7 @@ sub handle {
 	write_all($up, $head);
 	copy_body($client, $up, $len, $rest);
 
-	if ($fault eq 'midreset') {
+	if ($fault eq 'midreset' || $fault eq 'midstall') {
 		my ($rhead, $rrest) = read_head($up);
 		return reset_conn($client) unless defined $rhead;
 		my ($rlen) = $rhead =~ /^Content-Length:\s*(\d+)/mi;
@@ -210,6 +213,13 @@ sub handle {
 			last unless $r;
 			write_all($client, $chunk);
 			$sent += $r;
+		}
+		if ($fault eq 'midstall') {
+			# half the reply is out; the rest never comes
+			close $up;
+			sleep $o{stall};
+			close $client;
+			return;
 		}
 		reset_conn($client);
 		close $up;

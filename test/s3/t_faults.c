@@ -5,7 +5,9 @@
  *	  faultproxy.pl, which fails some of them (500, 503 SlowDown, 200 with
  *	  an <Error> body, connection resets, stalls).  With faults on 20% of
  *	  requests, single and multipart uploads succeed through retries and a
- *	  download resumes after a reset.  With persistent faults they fail
+ *	  download resumes after a reset.  The pull-style GetObject (s3_get.c)
+ *	  is retried until its reader has taken a byte and never after, and a
+ *	  stall or an interrupt ends it.  With persistent faults uploads fail
  *	  cleanly: a clear error, no object at the key and no multipart upload
  *	  left open (both checked directly against the endpoint).
  *
@@ -242,6 +244,127 @@ resumed_download(void)
 	tsnap_s3_delete_object(direct, key, &err);
 }
 
+static int	interrupt_now = 0;
+
+static int
+interrupt_flag(void *arg)
+{
+	(void) arg;
+	return interrupt_now ? S3_INTERRUPT_CANCEL : 0;
+}
+
+/*
+ * Read a pull stream to its end or its first error; returns the bytes
+ * read (or -1) and whether they match test data seed 3.
+ */
+static long long
+stream_all(tsnap_s3_get *g, bool *intact, tsnap_s3_error *err)
+{
+	static unsigned char chunk[65536];
+	uint64_t	pos = 0;
+	long		n;
+
+	*intact = true;
+	while ((n = tsnap_s3_get_read(g, chunk, sizeof(chunk), err)) > 0)
+	{
+		long		j;
+
+		for (j = 0; j < n; j++)
+			if (chunk[j] != test_byte(pos + j, 3))
+				*intact = false;
+		pos += n;
+	}
+	return n < 0 ? -1 : (long long) pos;
+}
+
+/*
+ * The pull-style GetObject (s3_get.c): retried until the caller has read a
+ * byte, never after; a stall is cut by the stall timeout; an interrupt
+ * stops an open that waits on a stalled server.
+ */
+static void
+pull_stream(void)
+{
+	char		key[512];
+	tsnap_s3_error err;
+	tsnap_s3_client *c;
+	tsnap_s3_get *g;
+	size_t		size = 12 * MiB;
+	bool		intact;
+	long long	got;
+	char		line[2048];
+
+	snprintf(key, sizeof(key), "%spull", prefix);
+	ok(tsnap_s3_put_object(direct, key, data, size, NULL, NULL, 0, &err),
+	   "put 12 MiB for the pull stream");
+
+	/* a 503 and a reset before the first byte are retried */
+	if (ok(start_proxy("--nth", "1,2", "--faults", "503,reset", NULL),
+		   "proxy failing the first two requests"))
+	{
+		c = proxied_client(3, 5000, 1);
+		g = tsnap_s3_get_open(c, key, &err);
+		if (!ok(g != NULL, "pull stream: open succeeds on the third attempt"))
+			diag("%s", errstr(&err));
+		got = g ? stream_all(g, &intact, &err) : -1;
+		ok(got == (long long) size && intact && g->attempt == 3,
+		   "  all %lld bytes intact after %d attempts", got, g ? g->attempt : 0);
+		tsnap_s3_get_close(g);
+		tsnap_s3_client_free(c);
+	}
+
+	/* a reset after the reader took bytes is final */
+	if (ok(start_proxy("--nth", "1", "--faults", "midreset", NULL),
+		   "proxy resetting the reply halfway"))
+	{
+		c = proxied_client(3, 5000, 1);
+		g = tsnap_s3_get_open(c, key, &err);
+		got = g ? stream_all(g, &intact, &err) : -2;
+		tsnap_s3_error_format(&err, line, sizeof(line));
+		diag("%s", line);
+		ok(got == -1 && g->consumed > 0 && g->consumed < size && intact &&
+		   err.kind == S3_ERR_CURL && strstr(line, "not retried") != NULL &&
+		   g->attempt == 1,
+		   "pull stream: a reset after %llu bytes read fails, not retried",
+		   g ? (unsigned long long) g->consumed : 0ULL);
+		tsnap_s3_get_close(g);
+		tsnap_s3_client_free(c);
+	}
+
+	/* a server that never answers: cut by the stall timeout, then retried */
+	if (ok(start_proxy("--rate", "1", "--faults", "stall", "--stall", "20", NULL),
+		   "proxy stalling every request"))
+	{
+		c = proxied_client(2, 1000, 1);
+		g = tsnap_s3_get_open(c, key, &err);
+		tsnap_s3_error_format(&err, line, sizeof(line));
+		diag("%s", line);
+		ok(g == NULL && err.kind == S3_ERR_CURL && err.attempts == 2 &&
+		   strstr(line, "no data moved for 1000 ms") != NULL,
+		   "pull stream: a stalled open fails after 2 attempts");
+		tsnap_s3_client_free(c);
+
+		/* and an interrupt ends the wait; the stall timeout is off here */
+		{
+			tsnap_s3_config cfg;
+
+			test_config(&cfg);
+			cfg.endpoint = proxy_endpoint;
+			cfg.stall_timeout_ms = -1;
+			cfg.interrupt_cb = interrupt_flag;
+			c = tsnap_s3_client_new(&cfg, &err);
+		}
+		interrupt_now = 1;
+		g = tsnap_s3_get_open(c, key, &err);
+		ok(g == NULL && err.kind == S3_ERR_INTERRUPTED,
+		   "pull stream: an interrupt ends an open waiting on a stalled server");
+		interrupt_now = 0;
+		tsnap_s3_client_free(c);
+	}
+	kill_proxies();
+	tsnap_s3_delete_object(direct, key, &err);
+}
+
 /* One persistent-fault scenario: the upload must fail and leave nothing. */
 static void
 persistent(const char *label, const char *faults, const char *methods,
@@ -305,6 +428,7 @@ main(void)
 
 	flaky();
 	resumed_download();
+	pull_stream();
 	persistent("single-503", "503", "PUT", NULL, 1000, S3_ERR_S3,
 			   "PutObject of");
 	persistent("parts-503", "503", "PUT", NULL, 12 * MiB, S3_ERR_S3,
