@@ -36,10 +36,14 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "export/export.h"
 #include "settings.h"
+
+/* input compressed between two interrupt checks */
+#define COMPRESS_SLICE	(64 * 1024)
 
 static const TsnapCodec codecs[] = {
 	{TSNAP_COMPRESSION_NONE, "none", "", NULL},
@@ -182,10 +186,25 @@ compressor_write(void *arg, const char *data, size_t len, int64 rows_so_far)
 	TsnapCompressor *c = (TsnapCompressor *) arg;
 
 	c->rows = rows_so_far;
-	if (c->compression == TSNAP_COMPRESSION_GZIP)
-		gzip_feed(c, data, len, false);
-	else
-		zstd_feed(c, data, len, false);
+
+	/*
+	 * In slices, with an interrupt check between them: one row can be a
+	 * gigabyte, and at a high level compressing it can take minutes that
+	 * neither the scan (which checks between rows) nor the uploader (which
+	 * checks while it waits for the network) would interrupt.
+	 */
+	while (len > 0)
+	{
+		size_t		n = Min(len, COMPRESS_SLICE);
+
+		CHECK_FOR_INTERRUPTS();
+		if (c->compression == TSNAP_COMPRESSION_GZIP)
+			gzip_feed(c, data, n, false);
+		else
+			zstd_feed(c, data, n, false);
+		data += n;
+		len -= n;
+	}
 }
 
 static void
