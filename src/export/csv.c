@@ -161,6 +161,15 @@ csv_row(void *state, const Datum *values, const bool *nulls, StringInfo out)
 	MemoryContextReset(enc->rowcxt);
 }
 
+/* what the encoder above writes, for readers of the object */
+static const TsnapCsvOptions csv_options = {
+	.header = true,
+	.delimiter = CSV_DELIM,
+	.quote = CSV_QUOTE,
+	.escape = CSV_QUOTE,
+	.null = "",
+};
+
 /*
  * COPY's options as the fingerprint records them, and the header flag:
  * changing any of them must change every key.
@@ -170,6 +179,7 @@ const TsnapFormat tsnap_format_csv = {
 	.content_type = "text/csv",
 	.suffix = ".csv",
 	.fingerprint_tag = "csv;header;delimiter=,;quote=\";escape=\";null=",
+	.csv = &csv_options,
 	.begin = csv_begin,
 	.header = csv_header,
 	.row = csv_row,

@@ -22,6 +22,19 @@
 #include "settings.h"
 
 /*
+ * The options of a CSV format, as a reader needs them (a snapshot's
+ * manifest describes its object with them, ledger/manifest.c).
+ */
+typedef struct TsnapCsvOptions
+{
+	bool		header;			/* the first line names the columns */
+	char		delimiter;
+	char		quote;
+	char		escape;
+	const char *null;			/* how NULL is written (unquoted) */
+} TsnapCsvOptions;
+
+/*
  * A format: how rows become bytes, and what an object in it is called.
  * The fingerprint tag names every option that changes the bytes, so that
  * a key covers them (ledger/key.c).
@@ -32,6 +45,7 @@ typedef struct TsnapFormat
 	const char *content_type;	/* the object's Content-Type */
 	const char *suffix;			/* ends the object's key */
 	const char *fingerprint_tag;
+	const TsnapCsvOptions *csv; /* NULL for a format that is not CSV */
 	/* state for rows of tupdesc, allocated in the current memory context */
 	void	   *(*begin) (TupleDesc tupdesc);
 	void		(*header) (void *state, StringInfo out);
