@@ -29,6 +29,7 @@ OBJS = \
 	src/export/scan.o \
 	src/store/credentials_file.o \
 	src/store/store_s3.o \
+	src/ledger/checksum.o \
 	src/ledger/key.o \
 	src/ledger/ledger.o \
 	src/ledger/lookup.o \
@@ -60,8 +61,8 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-I$(srcdir)/src \
-	$(shell pkg-config --cflags libcurl libxml-2.0 openssl zlib libzstd)
-SHLIB_LINK = $(shell pkg-config --libs libcurl libxml-2.0 zlib libzstd) -lcrypto
+	$(shell pkg-config --cflags libcurl libxml-2.0 openssl zlib libzstd libdeflate)
+SHLIB_LINK = $(shell pkg-config --libs libcurl libxml-2.0 zlib libzstd libdeflate) -lcrypto
 
 # pg_regress (sql/, expected/) and isolation specs (test/specs,
 # test/expected).  REGRESS and ISOLATION need nothing but a server with

@@ -22,7 +22,8 @@
  * session, or one session's snapshots would be invisible to, or deleted by,
  * another's.  max_snapshot_size and verify_hits are per-call limits that a
  * superuser may tighten per session (PGC_SUSET); the caller's value travels
- * with its request to the worker.
+ * with its request to the worker.  tsnap.manifest_checksum is PGC_SIGHUP
+ * too: the worker reads it from the configuration, not from the caller.
  *
  * tsnap.compression only picks the default of the functions' compression
  * argument, which any caller may pass, so it is PGC_USERSET; it travels
@@ -72,6 +73,7 @@ bool		tsnap_verify_hits = false;
 int			tsnap_compression = TSNAP_COMPRESSION_NONE;
 int			tsnap_gzip_level = 1;
 int			tsnap_zstd_level = 1;
+int			tsnap_manifest_checksum = TSNAP_MANIFEST_CHECKSUM_SHA256;
 
 static const struct config_enum_entry url_style_options[] = {
 	{"auto", TSNAP_URL_STYLE_AUTO, false},
@@ -85,6 +87,14 @@ static const struct config_enum_entry compression_options[] = {
 	{"none", TSNAP_COMPRESSION_NONE, false},
 	{"gzip", TSNAP_COMPRESSION_GZIP, false},
 	{"zstd", TSNAP_COMPRESSION_ZSTD, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry checksum_options[] = {
+	{"sha256", TSNAP_MANIFEST_CHECKSUM_SHA256, false},
+	{"md5", TSNAP_MANIFEST_CHECKSUM_MD5, false},
+	{"crc32", TSNAP_MANIFEST_CHECKSUM_CRC32, false},
+	{"none", TSNAP_MANIFEST_CHECKSUM_NONE, false},
 	{NULL, 0, false}
 };
 
@@ -343,4 +353,10 @@ tsnap_define_settings(void)
 							"zstd compression level of snapshots (1 fastest, 19 smallest).",
 							NULL, &tsnap_zstd_level, 1, 1, 19,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("tsnap.manifest_checksum",
+							 "Algorithm of the object checksum in each snapshot's manifest: sha256, md5, crc32, or none.",
+							 "none leaves the manifest without a checksum; it exists to measure what the checksum costs (bench/manifest_checksum.sh).",
+							 &tsnap_manifest_checksum, TSNAP_MANIFEST_CHECKSUM_SHA256,
+							 checksum_options,
+							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }

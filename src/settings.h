@@ -26,6 +26,19 @@ typedef enum TsnapCompression
 	TSNAP_COMPRESSION_ZSTD
 } TsnapCompression;
 
+/*
+ * The algorithm of the whole-object checksum in each snapshot's manifest
+ * (ledger/checksum.c).  NONE exists for bench/manifest_checksum.sh, which
+ * measures what the checksum costs a miss.
+ */
+typedef enum TsnapManifestChecksum
+{
+	TSNAP_MANIFEST_CHECKSUM_NONE,
+	TSNAP_MANIFEST_CHECKSUM_CRC32,
+	TSNAP_MANIFEST_CHECKSUM_MD5,
+	TSNAP_MANIFEST_CHECKSUM_SHA256
+} TsnapManifestChecksum;
+
 /* the upper bound of tsnap.max_workers: the pool's size in shared memory */
 #define TSNAP_WORKERS_LIMIT		64
 
@@ -53,6 +66,7 @@ extern bool tsnap_verify_hits;
 extern int	tsnap_compression;
 extern int	tsnap_gzip_level;
 extern int	tsnap_zstd_level;
+extern int	tsnap_manifest_checksum;
 
 extern void tsnap_define_settings(void);
 

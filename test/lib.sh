@@ -18,8 +18,9 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 export PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
 
 TSNAP_DEBS=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libssl-dev
-	libxml2-dev zlib1g-dev libzstd-dev libipc-run-perl make gcc pkg-config ceph-mon
-	ceph-osd radosgw ceph-common curl gzip zstd iproute2 procps awscli)
+	libxml2-dev zlib1g-dev libzstd-dev libdeflate-dev libipc-run-perl make gcc pkg-config
+	ceph-mon ceph-osd radosgw ceph-common curl gzip zstd libarchive-zip-perl iproute2 procps
+	awscli)
 
 log() { printf '== %s\n' "$*" >&2; }
 

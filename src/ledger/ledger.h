@@ -6,8 +6,9 @@
  *	  snapshot for the hit path and of a key for restores (lookup.c), the
  *	  ledger proper, which is the
  *	  only writer of tsnap.snapshots and tsnap.pending_deletes and holds the
- *	  retention rules (ledger.c), and the deletes and sweeps of objects that
- *	  are no longer kept (retention.c).
+ *	  retention rules (ledger.c), the deletes and sweeps of objects that
+ *	  are no longer kept (retention.c), and the checksum of an object as it
+ *	  is written (checksum.c).
  *
  * This folder calls common/, export/ (a format's suffix and fingerprint
  * tag) and store/; it reads tsnap.tracked_tables but calls nothing of
@@ -98,6 +99,17 @@ typedef struct TsnapPendingDelete
 extern void tsnap_ledger_retire_untracked(void);
 extern List *tsnap_ledger_due_deletes(int limit, TsnapKeyInFlight in_flight);
 extern void tsnap_ledger_delete_done(const char *key, const char *failure);
+
+/* checksum.c: the object's checksum, computed as its bytes go out */
+#define TSNAP_CHECKSUM_HEX_SIZE	(64 + 1)	/* SHA-256 in hex, and a NUL */
+
+typedef struct TsnapObjectChecksum TsnapObjectChecksum;
+
+extern TsnapObjectChecksum *tsnap_checksum_begin(int algorithm);
+extern void tsnap_checksum_update(TsnapObjectChecksum *c,
+								  const char *data, size_t len);
+extern const char *tsnap_checksum_final(TsnapObjectChecksum *c, char *hex);
+extern const char *tsnap_checksum_name(int algorithm);
 
 /* retention.c */
 extern void tsnap_delete_pending(TsnapKeyInFlight in_flight);
