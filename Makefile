@@ -33,6 +33,7 @@ OBJS = \
 	src/ledger/key.o \
 	src/ledger/ledger.o \
 	src/ledger/lookup.o \
+	src/ledger/manifest.o \
 	src/ledger/retention.o \
 	src/build/build.o \
 	src/jobs/pool.o \
@@ -59,8 +60,10 @@ PGFILEDESC = "tsnap - version-keyed CSV snapshots of tables in S3"
 # every full install script and every upgrade script
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
+# TSNAP_LIBRARY_VERSION: the release, for the manifests the library writes
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-I$(srcdir)/src \
+	-DTSNAP_LIBRARY_VERSION='"$(EXTVERSION)"' \
 	$(shell pkg-config --cflags libcurl libxml-2.0 openssl zlib libzstd libdeflate)
 SHLIB_LINK = $(shell pkg-config --libs libcurl libxml-2.0 zlib libzstd libdeflate) -lcrypto
 

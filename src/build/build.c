@@ -3,7 +3,7 @@
  * build.c
  *	  Building one snapshot in a worker, in phases: the caller's part (lock,
  *	  checks, version, fingerprint, plan, rows), then the upload's intent,
- *	  completion and record.
+ *	  completion, manifest and record.
  *
  * The scan runs in a REPEATABLE READ, read-only transaction as the calling
  * role, so the version, the fingerprint and every row come from one MVCC
@@ -19,7 +19,15 @@
  * multipart upload stays open.  Three transactions: the scan's; then one
  * that queues the key for deletion before the upload is completed (so a
  * worker that dies before recording its object still has it deleted); then,
- * once the object exists, one that records it and unqueues the key.
+ * once the object and its manifest exist, one that records it and unqueues
+ * the key.
+ *
+ * The manifest (ledger/manifest.c) describes the table from the caller's
+ * part, while the relation is open; the sink computes the object's checksum
+ * as the bytes go to the store; and the manifest is written at
+ * <key>.manifest.json between the object's completion and the record.  If
+ * that fails, the build fails, and the intent that still covers the key
+ * has retention delete the object and any manifest with it.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,6 +50,7 @@
 #include "export/export.h"
 #include "ledger/ledger.h"
 #include "store/store.h"
+#include "settings.h"
 #include "tracking/tracking.h"
 
 /* the upload in progress, so the exit callback can abort it */
@@ -130,10 +139,14 @@ in_transaction(void (*fn) (void *arg), void *arg)
 	tsnap_commit_transaction();
 }
 
-/* What the sink needs: the upload, and whom to tell about progress. */
+/*
+ * What the sink needs: the upload, the checksum of what went into it, and
+ * whom to tell about progress.
+ */
 typedef struct UploadSink
 {
 	TsnapPut   *put;
+	TsnapObjectChecksum *checksum;
 	const char *relname;
 	int64		max_bytes;
 	TsnapBuildReport report;
@@ -163,6 +176,8 @@ sink_write(void *arg, const char *data, size_t len, int64 rows_so_far)
 
 	if (!tsnap_store_put_write(s->put, data, len))
 		raise_too_large(s->relname, s->max_bytes);
+	/* these bytes are the object's next ones, as stored */
+	tsnap_checksum_update(s->checksum, data, len);
 	s->progress.rows = rows_so_far;
 	s->progress.bytes += len;
 	(void) s->report(TSNAP_BUILD_PROGRESS, &s->progress, s->report_arg);
@@ -208,13 +223,14 @@ tsnap_build_abort_upload(void)
 
 /*
  * Stream the scan's rows to a new object at result->key, then end the scan's
- * transaction (and with it the caller's part), record the intent, and
- * complete the object.  On any error the upload is aborted first.
+ * transaction (and with it the caller's part), record the intent, complete
+ * the object, and write its manifest.  On any error the upload is aborted
+ * first.
  */
 static void
 upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 	   const TsnapBuildRequest *request, TsnapBuildReport report, void *arg,
-	   TsnapSnapshotResult *result)
+	   TsnapNewManifest *manifest, TsnapSnapshotResult *result)
 {
 	MemoryContext upload_cxt;
 	MemoryContext old_cxt;
@@ -238,6 +254,7 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 	sink.progress.rows_version = result->rows_version;
 	sink.progress.key = result->key;
 	store = tsnap_store_open(NULL, NULL, request->max_bytes);
+	sink.checksum = tsnap_checksum_begin(tsnap_manifest_checksum);
 	MemoryContextSwitchTo(old_cxt);
 	sink_api.write = sink_write;
 	sink_api.arg = &sink;
@@ -271,6 +288,20 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 		if (!tsnap_store_put_finish(sink.put, &done))
 			raise_too_large(sink.relname, request->max_bytes);
 		current_put = NULL;
+
+		/* the object exists; its manifest goes beside it */
+		manifest->rows = result->rows;
+		manifest->bytes = done.bytes;
+		manifest->checksum_algorithm =
+			tsnap_checksum_final(sink.checksum, manifest->checksum);
+		manifest->created_at = GetCurrentTimestamp();
+		{
+			/* the scan's memory is gone; the manifest's goes with ours */
+			MemoryContext outer = MemoryContextSwitchTo(upload_cxt);
+
+			tsnap_manifest_write(manifest);
+			MemoryContextSwitchTo(outer);
+		}
 	}
 	PG_FINALLY();
 	{
@@ -304,7 +335,18 @@ tsnap_build(const TsnapBuildRequest *request, TsnapBuildReport report,
 	TsnapScan  *scan;
 	TsnapBuildProgress progress;
 	RecordArgs	record;
+	MemoryContext manifest_cxt;
+	MemoryContext old_cxt;
+	TsnapNewManifest *manifest;
 
+	/*
+	 * The manifest is gathered in the scan's transaction and written after
+	 * it, so it lives in a context of the worker's (which an error leaves to
+	 * the worker's exit).
+	 */
+	manifest_cxt = AllocSetContextCreate(CurrentMemoryContext,
+										 "tsnap manifest",
+										 ALLOCSET_SMALL_SIZES);
 	memset(&progress, 0, sizeof(progress));
 	start_scan_transaction();
 
@@ -345,6 +387,7 @@ tsnap_build(const TsnapBuildRequest *request, TsnapBuildReport report,
 		end_callers_part(&cp);
 		commit_scan(rel);
 		result->hit = true;
+		MemoryContextDelete(manifest_cxt);
 		return;
 	}
 
@@ -368,6 +411,19 @@ tsnap_build(const TsnapBuildRequest *request, TsnapBuildReport report,
 				 errhint("Call tsnap_snapshot again.")));
 
 	/*
+	 * What the manifest says of the table and its columns, taken now: the
+	 * relation is open and locked, and format_type follows the pinned
+	 * settings.
+	 */
+	old_cxt = MemoryContextSwitchTo(manifest_cxt);
+	manifest = tsnap_manifest_describe(rel, &tsnap_format_csv);
+	MemoryContextSwitchTo(old_cxt);
+	manifest->tracking_id = tracking_id;
+	manifest->rows_version = result->rows_version;
+	strlcpy(manifest->fingerprint, fingerprint, sizeof(manifest->fingerprint));
+	manifest->key = result->key;
+
+	/*
 	 * From here on the work is streaming rows, and goes on for later callers
 	 * even if the current ones leave.
 	 */
@@ -378,8 +434,9 @@ tsnap_build(const TsnapBuildRequest *request, TsnapBuildReport report,
 				 errmsg("canceling snapshot of table \"%s\" because every caller has left",
 						relname)));
 
-	upload(scan, rel, &cp, request, report, arg, result);
+	upload(scan, rel, &cp, request, report, arg, manifest, result);
 	result->hit = false;
+	MemoryContextDelete(manifest_cxt);
 
 	/* the object exists; record it */
 	record.request = request;

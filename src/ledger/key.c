@@ -9,7 +9,8 @@
  *		 <tracking_id>/v<rows_version>-<fingerprint>-<nonce><suffix>
  *
  * where the suffix is the format's (".csv") followed by the compression's
- * ("", ".gz", ".zst").
+ * ("", ".gz", ".zst").  The snapshot's manifest lies beside it, at the key
+ * followed by ".manifest.json" (manifest.c), so a key leaves room for that.
  *
  * - The system identifier separates clusters sharing a bucket, including a
  *	 pg_restore into a new cluster.
@@ -389,8 +390,8 @@ tsnap_cluster_key_prefix(void)
 
 /*
  * The key for a new snapshot of relid; see the file header.  out needs
- * TSNAP_KEY_SIZE bytes.  Raises 54000 if the names make it longer than the
- * object store allows.
+ * TSNAP_KEY_SIZE bytes.  Raises 54000 if the names make it, or its
+ * manifest's key, longer than the object store allows.
  */
 void
 tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id, int64 version,
@@ -432,11 +433,15 @@ tsnap_build_key(Oid relid, const pg_uuid_t *tracking_id, int64 version,
 					 version, fingerprint, nonce_hex, format->suffix,
 					 tsnap_codec(compression)->suffix);
 
-	if (buf.len > TSNAP_OBJECT_KEY_MAX)
+	/* the manifest's key, beside it, is longer */
+	if (buf.len + strlen(TSNAP_MANIFEST_SUFFIX) > TSNAP_OBJECT_KEY_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("object key for table \"%s\" would be longer than %d bytes",
-						relname, TSNAP_OBJECT_KEY_MAX),
+						relname,
+						TSNAP_OBJECT_KEY_MAX - (int) strlen(TSNAP_MANIFEST_SUFFIX)),
+				 errdetail("The key of the snapshot's manifest, \"%s\" appended, must fit in the object store's %d bytes.",
+						   TSNAP_MANIFEST_SUFFIX, TSNAP_OBJECT_KEY_MAX),
 				 errhint("Shorten tsnap.key_prefix.")));
 	memcpy(out, buf.data, buf.len + 1);
 	pfree(buf.data);

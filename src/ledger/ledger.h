@@ -7,8 +7,8 @@
  *	  ledger proper, which is the
  *	  only writer of tsnap.snapshots and tsnap.pending_deletes and holds the
  *	  retention rules (ledger.c), the deletes and sweeps of objects that
- *	  are no longer kept (retention.c), and the checksum of an object as it
- *	  is written (checksum.c).
+ *	  are no longer kept (retention.c), and the manifest beside each object
+ *	  (manifest.c) with its checksum (checksum.c).
  *
  * This folder calls common/, export/ (a format's suffix and fingerprint
  * tag) and store/; it reads tsnap.tracked_tables but calls nothing of
@@ -51,6 +51,13 @@ typedef struct TsnapSnapshotResult
 
 /* Does a live worker write this key right now? */
 typedef bool (*TsnapKeyInFlight) (const char *key);
+
+/*
+ * The manifest of the object at key is at key || TSNAP_MANIFEST_SUFFIX, a
+ * naming contract with readers; keys leave room for it.
+ */
+#define TSNAP_MANIFEST_SUFFIX	".manifest.json"
+#define TSNAP_MANIFEST_FORMAT_VERSION	1
 
 /* key.c */
 extern void tsnap_fingerprint(Relation rel, const TsnapFormat *format,
@@ -110,6 +117,47 @@ extern void tsnap_checksum_update(TsnapObjectChecksum *c,
 								  const char *data, size_t len);
 extern const char *tsnap_checksum_final(TsnapObjectChecksum *c, char *hex);
 extern const char *tsnap_checksum_name(int algorithm);
+
+/*
+ * manifest.c: the manifest of a new snapshot, as the build fills it in
+ * (restore/ reads manifests into a type of its own)
+ */
+typedef struct TsnapNewManifestColumn
+{
+	char	   *name;
+	char	   *type;			/* format_type(atttypid, atttypmod) */
+	Oid			type_oid;
+	int32		typmod;
+	bool		not_null;
+} TsnapNewManifestColumn;
+
+typedef struct TsnapNewManifest
+{
+	/* tsnap_manifest_describe fills these in; names in UTF-8 */
+	char	   *database;
+	char	   *schema;
+	char	   *table;
+	int			ncolumns;
+	TsnapNewManifestColumn *columns;
+	const TsnapFormat *format;
+	const char *compression;	/* of the object's bytes: "none" */
+	/* the build the rest */
+	pg_uuid_t	tracking_id;
+	int64		rows_version;
+	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
+	const char *key;
+	int64		rows;
+	int64		bytes;			/* the object's size as stored */
+	const char *checksum_algorithm; /* NULL: none */
+	char		checksum[TSNAP_CHECKSUM_HEX_SIZE];
+	TimestampTz created_at;		/* when the object was completed */
+} TsnapNewManifest;
+
+extern TsnapNewManifest *tsnap_manifest_describe(Relation rel,
+												 const TsnapFormat *format);
+extern char *tsnap_manifest_key(const char *key);
+extern void tsnap_manifest_json(const TsnapNewManifest *m, StringInfo out);
+extern void tsnap_manifest_write(const TsnapNewManifest *m);
 
 /* retention.c */
 extern void tsnap_delete_pending(TsnapKeyInFlight in_flight);

@@ -9,13 +9,17 @@
  *
  * Deletes: the ledger first moves a key from tsnap.snapshots to
  * tsnap.pending_deletes in a committed transaction; only then is the object
- * deleted, and the pending row removed once the store confirmed.  A hit can
+ * deleted, with its manifest beside it (<key>.manifest.json, manifest.c),
+ * and the pending row removed once the store confirmed both.  A hit can
  * only return keys in tsnap.snapshots, so no key is returned after its
  * delete began; a failed or interrupted delete leaves its row for the next
  * pass.  The same queue holds the key of every upload until it is recorded
  * (an upload intent, see build/build.c), so an object whose worker died
- * before recording it is deleted too; keys that a live worker is still
- * writing are skipped.
+ * before recording it is deleted too, and so is the manifest of a build that
+ * failed after writing it; keys that a live worker is still writing are
+ * skipped.  An object that never had a manifest (one of an older release,
+ * or an upload that failed earlier) is no exception: S3 answers the delete
+ * of a missing object as done.
  *
  * Abandoned uploads: a worker killed mid-upload (SIGKILL, crash) cannot
  * abort its multipart upload.  Every worker, when it has answered, lists the
@@ -36,9 +40,21 @@
 #define DELETE_BATCH	100
 
 /*
- * Delete up to DELETE_BATCH objects listed in tsnap.pending_deletes, in a
- * transaction of its own.  Failures are recorded in the row and retried by a
- * later pass; interrupts raise as usual.
+ * Delete the object at key and then its manifest; true once both are gone
+ * (or were never there).  On failure, *failure says why, and the row stays
+ * for a later pass, which deletes whatever is left.
+ */
+static bool
+delete_with_manifest(TsnapStore *store, const char *key, char **failure)
+{
+	return tsnap_store_delete(store, key, failure) &&
+		tsnap_store_delete(store, tsnap_manifest_key(key), failure);
+}
+
+/*
+ * Delete up to DELETE_BATCH objects listed in tsnap.pending_deletes, with
+ * their manifests, in a transaction of its own.  Failures are recorded in
+ * the row and retried by a later pass; interrupts raise as usual.
  */
 void
 tsnap_delete_pending(TsnapKeyInFlight in_flight)
@@ -73,7 +89,7 @@ tsnap_delete_pending(TsnapKeyInFlight in_flight)
 			store_bucket = d->bucket;
 		}
 
-		if (!tsnap_store_delete(store, d->key, &failure))
+		if (!delete_with_manifest(store, d->key, &failure))
 			ereport(WARNING,
 					(errmsg("could not delete old snapshot \"%s\"; will retry",
 							d->key),

@@ -147,7 +147,8 @@ is($state, '42501', 'a non-superuser may not change tsnap.max_snapshot_size');
 	"SET tsnap.max_snapshot_size = 0; SELECT tsnap_snapshot('capped')");
 is($state, '', 'without the cap the snapshot succeeds');
 is(sha256_hex(s3_get($out)), $sha, 'and equals COPY output');
-is_deeply([ s3_list($capped_prefix) ], [$out], 'exactly that object under the table');
+is_deeply([ s3_list($capped_prefix) ], [ $out, "$out.manifest.json" ],
+	'exactly that object and its manifest under the table');
 $node_a->stop;
 s3_delete_prefix("$node_a->{tsnap_prefix}/");
 
@@ -191,7 +192,8 @@ ok(poll_until(60, sub { scalar(s3_open_uploads($prefix_b)) == 0 }),
 	'kill: the later worker aborted the abandoned upload');
 ok($node_b->wait_for_log(qr/aborted abandoned upload of "\Q$abandoned[0]\E"/),
 	'kill: the sweep is logged');
-is_deeply([ s3_list($prefix_b) ], [$small_key], 'kill: only the later object exists');
+is_deeply([ s3_list($prefix_b) ], [ $small_key, "$small_key.manifest.json" ],
+	'kill: only the later object (and its manifest) exists');
 
 # pg_terminate_backend (SIGTERM) instead: the worker aborts its upload on
 # the way out and fails the request for its caller.
@@ -209,7 +211,8 @@ like($cerr, qr/tsnap worker exited before the snapshot was finished/,
 	'terminate: the caller is told');
 is_deeply([ s3_open_uploads($prefix_b) ], [],
 	'terminate: the upload was aborted before the caller was answered');
-is_deeply([ s3_list($prefix_b) ], [$small_key], 'terminate: no new object');
+is_deeply([ s3_list($prefix_b) ], [ $small_key, "$small_key.manifest.json" ],
+	'terminate: no new object');
 is($node_b->safe_psql('postgres', 'SELECT count(*) FROM tsnap.snapshots'), '1',
 	'terminate: nothing new recorded');
 $node_b->stop;
@@ -377,8 +380,9 @@ is($node_f->safe_psql('postgres', 'SELECT count(*) FROM tsnap.snapshots'), '0',
 tsnap_reload($node_f, "tsnap.s3_endpoint = '$ENV{S3_ENDPOINT}'\n");
 my $orphan_next = $node_f->safe_psql('postgres', "SELECT tsnap_snapshot('orphan')");
 isnt($orphan_next, $orphan, 'orphan: the next snapshot has a key of its own');
-ok(poll_until(60, sub { join(',', s3_list($prefix_f)) eq $orphan_next }),
-	'orphan: the unrecorded object was deleted; the recorded one remains');
+ok( poll_until(60, sub {
+		join(',', s3_list($prefix_f)) eq "$orphan_next,$orphan_next.manifest.json" }),
+	'orphan: the unrecorded object was deleted; the recorded one remains, with its manifest');
 is($node_f->safe_psql('postgres', 'SELECT count(*) FROM tsnap.pending_deletes'), '0',
 	'orphan: nothing left queued');
 

@@ -190,8 +190,9 @@ ok(poll_until(60, sub { !s3_exists($k[0]) && !s3_exists($k[1]) }),
 	'the two oldest objects are deleted from the bucket');
 ok(poll_until(30, sub { pending() eq '0' }), 'and leave tsnap.pending_deletes');
 ok(s3_exists($k[2]) && s3_exists($k[3]), 'the two newest objects remain');
-is_deeply([ sort(s3_list(table_prefix('ret_t'))) ], [ sort(@k[ 2, 3 ]) ],
-	'exactly the kept objects are under the table');
+is_deeply([ sort(s3_list(table_prefix('ret_t'))) ],
+	[ sort(map { ($_, "$_.manifest.json") } @k[ 2, 3 ]) ],
+	'exactly the kept objects and their manifests are under the table');
 
 # a failing delete is kept, with its error, and retried later
 PostgreSQL::Test::Utils::append_to_file($faulty, '');
@@ -274,9 +275,9 @@ is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM tsnap.snapshots WHERE tbl = 'conc_t'::regclass"),
 	'1', 'concurrent callers: one row in tsnap.snapshots');
 ok(poll_until(30, sub { pending() eq '0' }), 'concurrent callers: no delete pending');
-is_deeply([ s3_list(table_prefix('conc_t')) ], [$ckey],
-	'concurrent callers: one object under the table');
-my $puts = () = slurp_file($slow_first->{log}) =~ m{^\d+ PUT \S+ \S*/conc_t/}mg;
+is_deeply([ s3_list(table_prefix('conc_t')) ], [ $ckey, "$ckey.manifest.json" ],
+	'concurrent callers: one object (and its manifest) under the table');
+my $puts = () = slurp_file($slow_first->{log}) =~ m{^\d+ PUT \S+ \S*/conc_t/\S*\.csv$}mg;
 diag("PUT requests for conc_t through the proxy: $puts (one stalled attempt and its retry per upload)");
 is_deeply([ snap('conc_t') ], [ $ckey, 't' ], 'concurrent callers: a later call is a hit');
 
