@@ -73,7 +73,7 @@ bool		tsnap_verify_hits = false;
 int			tsnap_compression = TSNAP_COMPRESSION_NONE;
 int			tsnap_gzip_level = 1;
 int			tsnap_zstd_level = 1;
-int			tsnap_manifest_checksum = TSNAP_MANIFEST_CHECKSUM_SHA256;
+int			tsnap_manifest_checksum = TSNAP_MANIFEST_CHECKSUM_CRC32;
 
 static const struct config_enum_entry url_style_options[] = {
 	{"auto", TSNAP_URL_STYLE_AUTO, false},
@@ -91,9 +91,9 @@ static const struct config_enum_entry compression_options[] = {
 };
 
 static const struct config_enum_entry checksum_options[] = {
+	{"crc32", TSNAP_MANIFEST_CHECKSUM_CRC32, false},
 	{"sha256", TSNAP_MANIFEST_CHECKSUM_SHA256, false},
 	{"md5", TSNAP_MANIFEST_CHECKSUM_MD5, false},
-	{"crc32", TSNAP_MANIFEST_CHECKSUM_CRC32, false},
 	{"none", TSNAP_MANIFEST_CHECKSUM_NONE, false},
 	{NULL, 0, false}
 };
@@ -354,9 +354,9 @@ tsnap_define_settings(void)
 							NULL, &tsnap_zstd_level, 1, 1, 19,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("tsnap.manifest_checksum",
-							 "Algorithm of the object checksum in each snapshot's manifest: sha256, md5, crc32, or none.",
+							 "Algorithm of the object checksum in each snapshot's manifest: crc32, sha256, md5, or none.",
 							 "none leaves the manifest without a checksum; it exists to measure what the checksum costs (bench/manifest_checksum.sh).",
-							 &tsnap_manifest_checksum, TSNAP_MANIFEST_CHECKSUM_SHA256,
+							 &tsnap_manifest_checksum, TSNAP_MANIFEST_CHECKSUM_CRC32,
 							 checksum_options,
 							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }

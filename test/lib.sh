@@ -82,12 +82,19 @@ tsnap_build_install() {
 # tsnap_pick_port VAR: set VAR to a TCP port nobody listens on, below the
 # kernel's ephemeral range (so no outgoing connection can take it between
 # this check and the bind), and not picked before in this run.
+# TSNAP_PORTS=LOW-HIGH picks from that range instead, for developers who
+# share a machine and have a range each.
 TSNAP_PORTS_GIVEN=" "
 tsnap_pick_port() {
-	local p low
-	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	local p low high
+	low=20000
+	high=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	if [ -n "${TSNAP_PORTS:-}" ]; then
+		low=${TSNAP_PORTS%-*}
+		high=$((${TSNAP_PORTS#*-} + 1))
+	fi
 	while :; do
-		p=$((20000 + RANDOM % (low - 20000)))
+		p=$((low + RANDOM % (high - low)))
 		case "$TSNAP_PORTS_GIVEN" in *" $p "*) continue ;; esac
 		ss -ltnH "sport = :$p" | grep -q . && continue
 		TSNAP_PORTS_GIVEN="$TSNAP_PORTS_GIVEN$p "

@@ -49,8 +49,8 @@
 #include "common/common.h"
 #include "export/export.h"
 #include "ledger/ledger.h"
-#include "store/store.h"
 #include "settings.h"
+#include "store/store.h"
 #include "tracking/tracking.h"
 
 /* the upload in progress, so the exit callback can abort it */

@@ -9,16 +9,18 @@
  * exactly as stored, with no second pass over it and no copy of it: the
  * state is one digest context.  A consumer verifies it with a standard
  * tool on the downloaded object:
- *	- sha256 (the default): SHA-256 through OpenSSL's EVP interface, as
- *	  sha256sum prints it;
+ *	- crc32 (the default): the CRC-32 of gzip and zip (zlib's crc32()), as
+ *	  eight hex digits, as crc32 (libarchive-zip-perl) prints it, computed
+ *	  with libdeflate, whose carry-less-multiply code gives the same value
+ *	  as zlib's tables in a third of the time;
+ *	- sha256: SHA-256 through OpenSSL's EVP interface, as sha256sum prints
+ *	  it;
  *	- md5: MD5 through EVP, as md5sum prints it;
- *	- crc32: the CRC-32 of gzip and zip (zlib's crc32()), as eight hex
- *	  digits, as crc32 (libarchive-zip-perl) and rhash --crc32 print it,
- *	  computed with libdeflate, whose carry-less-multiply code gives the
- *	  same value as zlib's tables in a third of the time;
  *	- none: no checksum, only for measuring what one costs.
- * tsnap.manifest_checksum chooses; README.md ("Manifest") has the
- * measurements behind the default (bench/manifest_checksum.sh).
+ * tsnap.manifest_checksum chooses.  The default is the one whose cost to a
+ * miss measured under the 5% allowed (bench/manifest_checksum.sh; the
+ * figures are in README.md, "Manifest"): the worker's CPU is the miss's
+ * critical path, so every cycle of the checksum adds to it.
  *
  * Ownership: OpenSSL allocates its digest context with malloc.  The
  * checksum frees it when the memory context it was made in is reset or
