@@ -235,6 +235,7 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 	MemoryContext upload_cxt;
 	MemoryContext old_cxt;
 	TsnapStore *store;
+	TsnapStore *manifest_store;
 	TsnapPutResult done;
 	UploadSink	sink;
 	TsnapSink	sink_api;
@@ -254,6 +255,8 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 	sink.progress.rows_version = result->rows_version;
 	sink.progress.key = result->key;
 	store = tsnap_store_open(NULL, NULL, request->max_bytes);
+	/* the size cap is the CSV's, not the manifest's */
+	manifest_store = tsnap_store_open(NULL, NULL, 0);
 	sink.checksum = tsnap_checksum_begin(tsnap_manifest_checksum);
 	MemoryContextSwitchTo(old_cxt);
 	sink_api.write = sink_write;
@@ -299,7 +302,7 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 			/* the scan's memory is gone; the manifest's goes with ours */
 			MemoryContext outer = MemoryContextSwitchTo(upload_cxt);
 
-			tsnap_manifest_write(manifest);
+			tsnap_manifest_write(manifest_store, manifest);
 			MemoryContextSwitchTo(outer);
 		}
 	}

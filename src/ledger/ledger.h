@@ -157,7 +157,8 @@ extern TsnapNewManifest *tsnap_manifest_describe(Relation rel,
 												 const TsnapFormat *format);
 extern char *tsnap_manifest_key(const char *key);
 extern void tsnap_manifest_json(const TsnapNewManifest *m, StringInfo out);
-extern void tsnap_manifest_write(const TsnapNewManifest *m);
+extern void tsnap_manifest_write(TsnapStore *store,
+								 const TsnapNewManifest *m);
 
 /* retention.c */
 extern void tsnap_delete_pending(TsnapKeyInFlight in_flight);

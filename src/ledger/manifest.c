@@ -267,20 +267,19 @@ tsnap_manifest_json(const TsnapNewManifest *m, StringInfo out)
 }
 
 /*
- * Write m's manifest at <m->key>.manifest.json, in one PutObject, to the
- * configured bucket (where the object was just written).  Raises on any
- * failure; the object then stays queued for deletion by its upload intent,
- * and retention deletes a manifest that S3 stored although the request
- * failed.  The manifest is not subject to tsnap.max_snapshot_size, which
- * caps the CSV object.
+ * Write m's manifest at <m->key>.manifest.json, in one PutObject, through
+ * store, which the caller opened for the bucket the object is in, without
+ * a size cap (tsnap.max_snapshot_size caps the CSV object, not this).
+ * Needs no transaction.  Raises on any failure; the object then stays
+ * queued for deletion by its upload intent, and retention deletes a
+ * manifest that S3 stored although the request failed.
  */
 void
-tsnap_manifest_write(const TsnapNewManifest *m)
+tsnap_manifest_write(TsnapStore *store, const TsnapNewManifest *m)
 {
 	MemoryContext cxt;
 	MemoryContext old;
 	StringInfoData json;
-	TsnapStore *store;
 	TsnapPut   *volatile put;
 	TsnapPutResult done;
 	char	   *key;
@@ -292,8 +291,6 @@ tsnap_manifest_write(const TsnapNewManifest *m)
 	tsnap_manifest_json(m, &json);
 	key = tsnap_manifest_key(m->key);
 
-	/* the store, and with it the client, goes with cxt, also on error */
-	store = tsnap_store_open(NULL, NULL, 0);
 	put = tsnap_store_put_begin(store, key, MANIFEST_CONTENT_TYPE);
 	PG_TRY();
 	{

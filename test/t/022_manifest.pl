@@ -9,8 +9,9 @@
 #      verify on the downloaded object; the system identifier of
 #      pg_control_system();
 #  (b) a hit writes no manifest;
-#  (c) a multipart object, a table without columns, and a LATIN1 database
-#      (the manifest is UTF-8 all the same);
+#  (c) a multipart object, a table without columns, a LATIN1 database (the
+#      manifest is UTF-8 all the same), and a manifest larger than
+#      tsnap.max_snapshot_size, which caps only the CSV;
 #  (d) the other checksum algorithms (tsnap.manifest_checksum), each
 #      verified with its standard tool;
 #  (e) retention deletes each manifest with its object (keep_versions = 1,
@@ -136,7 +137,7 @@ sub manifest
 	return ($raw, $decoded);
 }
 
-my $tbl_prefix = "$node->{tsnap_prefix}/$sysid/";
+my ($state, $out, $err);
 
 ###########################################################################
 # (a) a miss writes a manifest with every field right
@@ -308,6 +309,16 @@ is(encode_utf8($lm->{database}) . '/' . encode_utf8($lm->{table}) . '/'
 	"$latin1/t\x{c3}\x{a5}ble/n\x{c3}\x{a6}me",
 	'LATIN1 database: names are converted to UTF-8 in the manifest');
 
+# tsnap.max_snapshot_size caps the CSV, not its manifest
+$node->safe_psql('postgres', 'CREATE TABLE tiny (' .
+	join(', ', map { "column_with_a_long_name_$_ int" } 1 .. 20) . ');
+	INSERT INTO tiny DEFAULT VALUES; SELECT tsnap_track(\'tiny\')');
+($state, $out, $err) = psql_sqlstate($node,
+	"SET tsnap.max_snapshot_size = '1kB'; SELECT tsnap_snapshot('tiny')");
+is($state, '', 'a CSV under tsnap.max_snapshot_size: the snapshot succeeds');
+cmp_ok(length(s3_get("$out.manifest.json")), '>', 1024,
+	'although its manifest is larger than the cap');
+
 ###########################################################################
 # (d) the other algorithms, each with its standard tool
 ###########################################################################
@@ -367,7 +378,7 @@ $node_f->safe_psql('postgres', q{
 	INSERT INTO faulty SELECT g, 'v' || g FROM generate_series(1, 1000) g;
 	SELECT tsnap_track('faulty');
 });
-my ($state, $out, $err) = psql_sqlstate($node_f, "SELECT tsnap_snapshot('faulty')");
+($state, $out, $err) = psql_sqlstate($node_f, "SELECT tsnap_snapshot('faulty')");
 is($state, '58030', 'manifest PUT fails: the snapshot fails (58030)');
 like($err, qr/could not upload object ".*\.csv\.manifest\.json"/,
 	'the error names the manifest');
