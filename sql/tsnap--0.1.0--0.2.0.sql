@@ -110,3 +110,12 @@ AS 'MODULE_PATHNAME', 'tsnap_restore'
 LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 COMMENT ON FUNCTION tsnap_restore(regclass, text, text, boolean) IS
 'load the snapshot at key into a table, in the caller''s transaction (modes require_empty, append, replace); returns the rows loaded';
+
+/*
+ * Manifests (issue 12, part 3).  Every snapshot now has a manifest object
+ * beside it, <key>.manifest.json, so tsnap_snapshot_info no longer calls
+ * what it returns "the manifest".  No other SQL object changes: the
+ * manifest is written and deleted by the worker's C code.
+ */
+COMMENT ON FUNCTION tsnap_snapshot_info(regclass, text) IS
+'like tsnap_snapshot, but returns what tsnap recorded of the snapshot: key, rows_version, row count, bytes of the object, ETag, whether it was a cache hit, when it was recorded, its bucket, its s3:// URI and its compression; the manifest object beside it (<key>.manifest.json) describes it in full';
