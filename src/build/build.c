@@ -24,7 +24,8 @@
  *
  * The manifest (ledger/manifest.c) describes the table from the caller's
  * part, while the relation is open; the sink computes the object's checksum
- * as the bytes go to the store; and the manifest is written at
+ * as the bytes go to the store (after the compressor, so of the object as
+ * stored); and the manifest is written at
  * <key>.manifest.json between the object's completion and the record.  If
  * that fails, the build fails, and the intent that still covers the key
  * has retention delete the object and any manifest with it.
@@ -242,6 +243,8 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 	TsnapSink	scan_sink;
 	TsnapCompressor *compressor;
 	const TsnapCodec *codec = tsnap_codec(request->compression);
+	const char *content_type = codec->content_type ? codec->content_type :
+		tsnap_format_csv.content_type;
 
 	/* the store and the upload outlive the scan's transaction */
 	upload_cxt = AllocSetContextCreate(TopMemoryContext, "tsnap upload",
@@ -270,9 +273,7 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 											&scan_sink);
 		MemoryContextSwitchTo(old_cxt);
 		current_put = sink.put =
-			tsnap_store_put_begin(store, result->key,
-								  codec->content_type ? codec->content_type :
-								  tsnap_format_csv.content_type);
+			tsnap_store_put_begin(store, result->key, content_type);
 		result->rows = tsnap_scan_run(scan, &tsnap_format_csv, &scan_sink);
 		tsnap_compressor_finish(compressor);
 		end_callers_part(cp);
@@ -293,6 +294,8 @@ upload(TsnapScan *scan, Relation rel, CallersPart *cp,
 		current_put = NULL;
 
 		/* the object exists; its manifest goes beside it */
+		manifest->compression = codec->name;
+		manifest->content_type = content_type;
 		manifest->rows = result->rows;
 		manifest->bytes = done.bytes;
 		manifest->checksum_algorithm =

@@ -140,8 +140,9 @@ typedef struct TsnapNewManifest
 	int			ncolumns;
 	TsnapNewManifestColumn *columns;
 	const TsnapFormat *format;
-	const char *compression;	/* of the object's bytes: "none" */
 	/* the build the rest */
+	const char *compression;	/* the codec's name: "none", "gzip", "zstd" */
+	const char *content_type;	/* the object's */
 	pg_uuid_t	tracking_id;
 	int64		rows_version;
 	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];

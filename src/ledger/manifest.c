@@ -77,7 +77,6 @@ tsnap_manifest_describe(Relation rel, const TsnapFormat *format)
 	m->schema = to_utf8(get_namespace_name(RelationGetNamespace(rel)));
 	m->table = to_utf8(RelationGetRelationName(rel));
 	m->format = format;
-	m->compression = "none";
 	m->columns = palloc0(sizeof(TsnapNewManifestColumn) *
 						 Max(tupdesc->natts, 1));
 	for (i = 0; i < tupdesc->natts; i++)
@@ -214,7 +213,7 @@ tsnap_manifest_json(const TsnapNewManifest *m, StringInfo out)
 	append_string(out, m->compression);
 	appendStringInfoString(out, ",\n");
 	append_field(out, 2, "content_type");
-	append_string(out, m->format->content_type);
+	append_string(out, m->content_type);
 	appendStringInfoString(out, ",\n");
 
 	append_field(out, 2, "csv");

@@ -68,9 +68,6 @@ PG_FUNCTION_INFO_V1(tsnap_snapshot_info);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_info_0_2);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_url);
 
-/* the object beside every snapshot that describes it */
-#define MANIFEST_SUFFIX		".manifest.json"
-
 /* tsnap_snapshot_info's columns, by release */
 #define INFO_COLUMNS_0_1	7
 #define INFO_COLUMNS_0_2	10
@@ -416,7 +413,7 @@ tsnap_snapshot_url(PG_FUNCTION_ARGS)
 	key = result.key;
 	if (PG_GETARG_BOOL(3))
 	{
-		key = psprintf("%s%s", result.key, MANIFEST_SUFFIX);
+		key = tsnap_manifest_key(result.key);
 		if (strlen(key) > TSNAP_OBJECT_KEY_MAX)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

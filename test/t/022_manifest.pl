@@ -10,8 +10,10 @@
 #      pg_control_system();
 #  (b) a hit writes no manifest;
 #  (c) a multipart object, a table without columns, a LATIN1 database (the
-#      manifest is UTF-8 all the same), and a manifest larger than
-#      tsnap.max_snapshot_size, which caps only the CSV;
+#      manifest is UTF-8 all the same), a manifest larger than
+#      tsnap.max_snapshot_size, which caps only the CSV, and gzip and zstd
+#      objects (compression, content type, and bytes and checksum of the
+#      compressed object as stored);
 #  (d) the other checksum algorithms (tsnap.manifest_checksum), each
 #      verified with its standard tool;
 #  (e) retention deletes each manifest with its object (keep_versions = 1,
@@ -308,6 +310,27 @@ is(encode_utf8($lm->{database}) . '/' . encode_utf8($lm->{table}) . '/'
 	  . encode_utf8($lm->{columns}[0]{name}),
 	"$latin1/t\x{c3}\x{a5}ble/n\x{c3}\x{a6}me",
 	'LATIN1 database: names are converted to UTF-8 in the manifest');
+
+# compressed objects: the manifest describes the object as stored
+for my $codec ([ 'gzip', 'application/gzip', 'gunzip' ], [ 'zstd', 'application/zstd', 'zstd' ])
+{
+	my ($compression, $type, $tool) = @$codec;
+	my $ck = $node->safe_psql('postgres', "SELECT tsnap_snapshot('big', '$compression')");
+	my (undef, $cm) = manifest($ck);
+	$file = download($ck);
+	is($cm->{compression}, $compression, "$compression: compression");
+	is($cm->{content_type}, $type, "$compression: content_type");
+	is($cm->{content_type}, head($ck)->{ContentType}, "$compression: the object's Content-Type");
+	is($cm->{bytes}, -s $file, "$compression: bytes of the compressed object");
+	is($cm->{checksum}{value}, tool_checksum('crc32', $file),
+		"$compression: the checksum is of the compressed object");
+	is($cm->{rows}, 120000, "$compression: rows");
+	my ($csv, $err) = ('', '');
+	IPC::Run::run([ $tool, '-d', '-c', $file ], '>', \$csv, '2>', \$err)
+	  or die "$tool -d failed: $err";
+	is((split /\n/, $csv, 2)[0], join(',', map { $_->{name} } @{ $cm->{columns} }),
+		"$compression: the decompressed CSV has the manifest's columns");
+}
 
 # tsnap.max_snapshot_size caps the CSV, not its manifest
 $node->safe_psql('postgres', 'CREATE TABLE tiny (' .
