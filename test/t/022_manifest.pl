@@ -16,6 +16,9 @@
 #      compressed object as stored);
 #  (d) the other checksum algorithms (tsnap.manifest_checksum), each
 #      verified with its standard tool;
+#  (d2) the reader of the contract: tsnap_restore loads snapshots through
+#      the manifests written here (names that need escaping, every column
+#      type above, a zstd object);
 #  (e) retention deletes each manifest with its object (keep_versions = 1,
 #      keep_for = 0), also a dropped table's;
 #  (f) a manifest PUT that fails (500 from a fault proxy) fails the
@@ -362,6 +365,21 @@ for my $algorithm (qw(sha256 md5 none))
 		"$algorithm: the standard tool agrees");
 }
 tsnap_reload($node, "tsnap.manifest_checksum = crc32\n");
+
+###########################################################################
+# (d2) tsnap_restore reads these manifests
+###########################################################################
+$node->safe_psql($db, "CREATE TABLE public.restored (LIKE $qualified)");
+is($node->safe_psql($db, "SELECT tsnap_restore('public.restored', '$key')"), '100',
+	'tsnap_restore loads the snapshot through its manifest');
+is( $node->safe_psql($db, qq{
+		SELECT count(*) FROM (TABLE public.restored EXCEPT ALL TABLE $qualified) d}),
+	'0', 'and the restored rows are the table\'s');
+$node->safe_psql('postgres', 'CREATE TABLE big_restored (LIKE big)');
+my $zkey = $node->safe_psql('postgres', "SELECT tsnap_snapshot('big', 'zstd')");
+is($node->safe_psql('postgres', "SELECT tsnap_restore('big_restored', '$zkey')"),
+	$node->safe_psql('postgres', 'SELECT count(*) FROM big'),
+	'a zstd snapshot restores through its manifest too');
 
 ###########################################################################
 # (e) retention deletes each manifest with its object
