@@ -12,7 +12,7 @@
  *	- crc32 (the default): the CRC-32 of gzip and zip (zlib's crc32()), as
  *	  eight hex digits, as crc32 (libarchive-zip-perl) prints it, computed
  *	  with libdeflate, whose carry-less-multiply code gives the same value
- *	  as zlib's tables in a third of the time;
+ *	  as zlib's tables in much less time;
  *	- sha256: SHA-256 through OpenSSL's EVP interface, as sha256sum prints
  *	  it;
  *	- md5: MD5 through EVP, as md5sum prints it;
