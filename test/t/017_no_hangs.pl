@@ -205,8 +205,12 @@ for my $r (1 .. $rounds)
 			'-d', $sf->connstr('postgres') ], '>', \$pout, '2>', \$perr)
 	  or diag("pgbench: $perr");
 }
-my $puts = () = slurp_file($proxy->{log}) =~ m{^\d+ PUT \S+ \S*/hot/}mg;
+# each snapshot is one PUT of its CSV and one of its manifest beside it
+my $log = slurp_file($proxy->{log});
+my $puts = () = $log =~ m{^\d+ PUT \S+ \S*/hot/\S*\.csv$}mg;
 is($puts, $rounds, "single flight: $rounds rounds of 32 callers, one upload each");
+my $manifests = () = $log =~ m{^\d+ PUT \S+ \S*/hot/\S*\.csv\.manifest\.json$}mg;
+is($manifests, $rounds, 'single flight: and one manifest each');
 is($sf->safe_psql('postgres', "SELECT count(*) FROM tsnap.snapshots WHERE tbl = 'hot'::regclass"),
 	$rounds, 'single flight: one snapshot recorded per version');
 $sf->stop;
