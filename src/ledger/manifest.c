@@ -128,6 +128,23 @@ append_field(StringInfo out, int indent, const char *name)
 	appendStringInfoString(out, ": ");
 }
 
+/* a top-level member whose value is a string, with its line's end */
+static void
+member_string(StringInfo out, const char *name, const char *value)
+{
+	append_field(out, 2, name);
+	append_string(out, value);
+	appendStringInfoString(out, ",\n");
+}
+
+/* a top-level member whose value is an integer, with its line's end */
+static void
+member_int(StringInfo out, const char *name, int64 value)
+{
+	append_field(out, 2, name);
+	appendStringInfo(out, INT64_FORMAT ",\n", value);
+}
+
 /* ISO 8601 in UTC, with microseconds: 2024-05-01T12:34:56.123456Z */
 static void
 append_timestamp(StringInfo out, TimestampTz ts)
@@ -153,40 +170,23 @@ tsnap_manifest_json(const TsnapNewManifest *m, StringInfo out)
 	int			i;
 
 	appendStringInfoString(out, "{\n");
-	append_field(out, 2, "format_version");
-	appendStringInfo(out, "%d,\n", TSNAP_MANIFEST_FORMAT_VERSION);
-	append_field(out, 2, "tsnap_version");
-	append_string(out, TSNAP_LIBRARY_VERSION);
-	appendStringInfoString(out, ",\n");
-	append_field(out, 2, "server_version");
-	append_string(out, GetConfigOption("server_version", false, false));
-	appendStringInfoString(out, ",\n");
-	append_field(out, 2, "server_version_num");
-	appendStringInfo(out, "%d,\n",
-					 atoi(GetConfigOption("server_version_num", false, false)));
+	member_int(out, "format_version", TSNAP_MANIFEST_FORMAT_VERSION);
+	member_string(out, "tsnap_version", TSNAP_LIBRARY_VERSION);
+	member_string(out, "server_version",
+				  GetConfigOption("server_version", false, false));
+	member_int(out, "server_version_num",
+			   atoi(GetConfigOption("server_version_num", false, false)));
 	append_field(out, 2, "system_identifier");
 	appendStringInfo(out, "\"" UINT64_FORMAT "\",\n", GetSystemIdentifier());
-	append_field(out, 2, "database");
-	append_string(out, m->database);
-	appendStringInfoString(out, ",\n");
-	append_field(out, 2, "schema");
-	append_string(out, m->schema);
-	appendStringInfoString(out, ",\n");
-	append_field(out, 2, "table");
-	append_string(out, m->table);
-	appendStringInfoString(out, ",\n");
-	append_field(out, 2, "tracking_id");
-	append_string(out, DatumGetCString(DirectFunctionCall1(uuid_out,
-														   UUIDPGetDatum(&m->tracking_id))));
-	appendStringInfoString(out, ",\n");
-	append_field(out, 2, "rows_version");
-	appendStringInfo(out, INT64_FORMAT ",\n", m->rows_version);
-	append_field(out, 2, "fingerprint");
-	append_string(out, m->fingerprint);
-	appendStringInfoString(out, ",\n");
-	append_field(out, 2, "key");
-	append_string(out, m->key);
-	appendStringInfoString(out, ",\n");
+	member_string(out, "database", m->database);
+	member_string(out, "schema", m->schema);
+	member_string(out, "table", m->table);
+	member_string(out, "tracking_id",
+				  DatumGetCString(DirectFunctionCall1(uuid_out,
+													  UUIDPGetDatum(&m->tracking_id))));
+	member_int(out, "rows_version", m->rows_version);
+	member_string(out, "fingerprint", m->fingerprint);
+	member_string(out, "key", m->key);
 
 	append_field(out, 2, "columns");
 	appendStringInfoChar(out, '[');
@@ -205,16 +205,10 @@ tsnap_manifest_json(const TsnapNewManifest *m, StringInfo out)
 	}
 	appendStringInfoString(out, m->ncolumns > 0 ? "\n  ],\n" : "],\n");
 
-	append_field(out, 2, "rows");
-	appendStringInfo(out, INT64_FORMAT ",\n", m->rows);
-	append_field(out, 2, "bytes");
-	appendStringInfo(out, INT64_FORMAT ",\n", m->bytes);
-	append_field(out, 2, "compression");
-	append_string(out, m->compression);
-	appendStringInfoString(out, ",\n");
-	append_field(out, 2, "content_type");
-	append_string(out, m->content_type);
-	appendStringInfoString(out, ",\n");
+	member_int(out, "rows", m->rows);
+	member_int(out, "bytes", m->bytes);
+	member_string(out, "compression", m->compression);
+	member_string(out, "content_type", m->content_type);
 
 	append_field(out, 2, "csv");
 	if (csv == NULL)
