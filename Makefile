@@ -36,6 +36,7 @@ OBJS = \
 	src/ledger/manifest.o \
 	src/ledger/retention.o \
 	src/build/build.o \
+	src/jobs/history.o \
 	src/jobs/pool.o \
 	src/jobs/queue.o \
 	src/jobs/worker.o \

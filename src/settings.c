@@ -74,6 +74,10 @@ int			tsnap_compression = TSNAP_COMPRESSION_NONE;
 int			tsnap_gzip_level = 1;
 int			tsnap_zstd_level = 1;
 int			tsnap_manifest_checksum = TSNAP_MANIFEST_CHECKSUM_CRC32;
+int			tsnap_max_jobs = 1024;
+int			tsnap_job_max_attempts = 3;
+int			tsnap_job_history_max_age = 7 * 24 * 3600;
+int			tsnap_housekeeping_interval = 60000;
 
 static const struct config_enum_entry url_style_options[] = {
 	{"auto", TSNAP_URL_STYLE_AUTO, false},
@@ -327,6 +331,25 @@ tsnap_define_settings(void)
 							"How often a caller waiting for a snapshot is sent a NOTICE with its progress; 0 turns it off.",
 							NULL, &tsnap_progress_notice_interval, 10000, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.max_jobs",
+							"Most snapshot jobs shared memory holds at once: queued, running, and finished ones not yet read back.",
+							"Finished jobs stay in tsnap.job_history after they leave shared memory.",
+							&tsnap_max_jobs, 1024, 16, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.job_max_attempts",
+							"Attempts of a snapshot job whose worker died (crash, restart, terminate) before it is failed.",
+							"An error of the request itself (privileges, size limit, a dropped table) fails the job at once.",
+							&tsnap_job_max_attempts, 3, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.job_history_max_age",
+							"How long finished snapshot jobs are kept in tsnap.job_history.",
+							NULL, &tsnap_job_history_max_age, 7 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.housekeeping_interval",
+							"How often the tsnap launcher visits each database for housekeeping.",
+							"Retries queued deletes, sweeps abandoned uploads and orphaned objects, prunes job history and restarts interrupted jobs.",
+							&tsnap_housekeeping_interval, 60000, 1000, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomBoolVariable("tsnap.verify_hits",
 							 "Check with a HEAD request that a cached snapshot still exists before returning its key.",
 							 "For buckets whose objects may be removed outside tsnap, such as by lifecycle rules.",

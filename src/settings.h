@@ -67,6 +67,10 @@ extern int	tsnap_compression;
 extern int	tsnap_gzip_level;
 extern int	tsnap_zstd_level;
 extern int	tsnap_manifest_checksum;
+extern int	tsnap_max_jobs;
+extern int	tsnap_job_max_attempts;
+extern int	tsnap_job_history_max_age;
+extern int	tsnap_housekeeping_interval;
 
 extern void tsnap_define_settings(void);
 

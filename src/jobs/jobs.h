@@ -29,6 +29,21 @@ extern void tsnap_jobs_run(const TsnapBuildRequest *request,
 /* pool.c */
 extern bool tsnap_jobs_key_in_flight(const char *key);
 
+/*
+ * pool.c, for the launcher: launch workers for queued jobs of any database
+ * while the pool has room (never raises for want of a worker); and the
+ * housekeeping of a database, one process at a time, released at exit
+ */
+extern void tsnap_jobs_start_queued(void);
+extern bool tsnap_jobs_begin_housekeeping(Oid dboid);
+
+/*
+ * history.c, for a database's housekeeper, outside any transaction:
+ * restart jobs that a crash or restart interrupted, and prune the history
+ * of finished jobs older than tsnap.job_history_max_age
+ */
+extern void tsnap_jobs_maintain(void);
+
 /* worker.c */
 extern PGDLLEXPORT void tsnap_worker_main(Datum arg);
 

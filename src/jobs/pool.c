@@ -24,6 +24,7 @@
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "storage/ipc.h"
 #include "storage/lwlock.h"
 
 #include "jobs/shmem.h"
@@ -390,4 +391,39 @@ tsnap_pool_worker_exit(int worker)
 			tsnap_jobs->housekeepers[i].pid = 0;
 	LWLockRelease(tsnap_jobs->lock);
 	ConditionVariableBroadcast(&tsnap_jobs->cv);
+}
+
+/*
+ * For the launcher: launch workers for queued jobs while the pool has
+ * room, so that jobs whose callers left (or never waited) still run.
+ */
+void
+tsnap_jobs_start_queued(void)
+{
+	tsnap_pool_ensure_worker(InvalidOid);
+}
+
+static void
+end_housekeeping(int code, Datum arg)
+{
+	int			i;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)
+		if (tsnap_jobs->housekeepers[i].pid == MyProcPid)
+			tsnap_jobs->housekeepers[i].pid = 0;
+	LWLockRelease(tsnap_jobs->lock);
+}
+
+/*
+ * For a housekeeper that is not a pool worker: the database's
+ * housekeeping, given back when the process exits.
+ */
+bool
+tsnap_jobs_begin_housekeeping(Oid dboid)
+{
+	if (!tsnap_pool_begin_housekeeping(dboid))
+		return false;
+	before_shmem_exit(end_housekeeping, (Datum) 0);
+	return true;
 }
