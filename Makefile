@@ -37,6 +37,7 @@ OBJS = \
 	src/ledger/retention.o \
 	src/build/build.o \
 	src/jobs/history.o \
+	src/jobs/jobs_sql.o \
 	src/jobs/pool.o \
 	src/jobs/queue.o \
 	src/jobs/worker.o \

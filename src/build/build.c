@@ -181,6 +181,7 @@ sink_write(void *arg, const char *data, size_t len, int64 rows_so_far)
 	tsnap_checksum_update(s->checksum, data, len);
 	s->progress.rows = rows_so_far;
 	s->progress.bytes += len;
+	s->progress.parts = tsnap_store_put_parts_done(s->put);
 	(void) s->report(TSNAP_BUILD_PROGRESS, &s->progress, s->report_arg);
 }
 

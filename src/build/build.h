@@ -35,7 +35,7 @@ typedef enum TsnapBuildPhase
 	TSNAP_BUILD_VERSION,		/* the version the scan sees is known */
 	TSNAP_BUILD_STREAMING,		/* rows are about to go to key; returning
 								 * false gives the build up */
-	TSNAP_BUILD_PROGRESS		/* rows and bytes so far */
+	TSNAP_BUILD_PROGRESS		/* rows, bytes and parts so far */
 } TsnapBuildPhase;
 
 typedef struct TsnapBuildProgress
@@ -44,6 +44,7 @@ typedef struct TsnapBuildProgress
 	const char *key;
 	int64		rows;
 	int64		bytes;
+	int			parts;			/* parts the store has acknowledged */
 } TsnapBuildProgress;
 
 typedef bool (*TsnapBuildReport) (TsnapBuildPhase phase,

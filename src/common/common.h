@@ -80,6 +80,7 @@ typedef struct TsnapFlatError
 extern void tsnap_error_flatten(const ErrorData *edata, TsnapFlatError *flat);
 extern void tsnap_error_set(TsnapFlatError *flat, int sqlerrcode,
 							const char *message, const char *hint);
+extern void tsnap_error_unflatten(const TsnapFlatError *flat, ErrorData *edata);
 extern void tsnap_error_throw(const TsnapFlatError *flat) pg_attribute_noreturn();
 
 #endif							/* TSNAP_COMMON_H */

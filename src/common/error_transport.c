@@ -93,29 +93,40 @@ tsnap_error_set(TsnapFlatError *flat, int sqlerrcode, const char *message,
 }
 
 /*
- * Raise the error flat holds, as ERROR, as if it had been raised here.
+ * The fields flat holds, palloc'd, in an ErrorData at level ERROR (for
+ * storing them, or raising them).
  */
 void
-tsnap_error_throw(const TsnapFlatError *flat)
+tsnap_error_unflatten(const TsnapFlatError *flat, ErrorData *edata)
 {
-	ErrorData	edata;
 	int			pos = 0;
 	size_t		f;
 
-	memset(&edata, 0, sizeof(edata));
-	edata.elevel = ERROR;
-	edata.sqlerrcode = flat->sqlerrcode;
+	memset(edata, 0, sizeof(*edata));
+	edata->elevel = ERROR;
+	edata->sqlerrcode = flat->sqlerrcode;
 	for (f = 0; f < lengthof(fields) && pos < flat->len; f++)
 	{
 		bool		present = flat->data[pos++] != 0;
 
 		if (!present)
 			continue;
-		*field_slot(&edata, f) = pstrdup(flat->data + pos);
+		*field_slot(edata, f) = pstrdup(flat->data + pos);
 		pos += strlen(flat->data + pos) + 1;
 	}
-	if (edata.message == NULL)
-		edata.message = pstrdup("unknown error");
+	if (edata->message == NULL)
+		edata->message = pstrdup("unknown error");
+}
+
+/*
+ * Raise the error flat holds, as ERROR, as if it had been raised here.
+ */
+void
+tsnap_error_throw(const TsnapFlatError *flat)
+{
+	ErrorData	edata;
+
+	tsnap_error_unflatten(flat, &edata);
 	ThrowErrorData(&edata);
 	/* ThrowErrorData returns only below ERROR */
 	elog(ERROR, "could not raise the error of a tsnap worker");

@@ -24,7 +24,15 @@
 extern void tsnap_jobs_request_shmem(void);
 extern bool tsnap_jobs_available(void);
 extern void tsnap_jobs_run(const TsnapBuildRequest *request,
-						   TsnapSnapshotResult *result);
+						   int64 rows_estimate, TsnapSnapshotResult *result);
+extern int64 tsnap_jobs_submit(const TsnapBuildRequest *request,
+							   int64 rows_estimate);
+extern char *tsnap_jobs_wait(int64 job_id, int64 timeout_ms);
+extern bool tsnap_jobs_cancel(int64 job_id);
+
+/* history.c */
+extern int64 tsnap_jobs_record_hit(const TsnapBuildRequest *request,
+								   const TsnapSnapshotResult *hit);
 
 /* pool.c */
 extern bool tsnap_jobs_key_in_flight(const char *key);

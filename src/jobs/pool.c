@@ -24,6 +24,7 @@
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "utils/timestamp.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 
@@ -109,7 +110,7 @@ tsnap_pool_ensure_worker(Oid my_dboid)
 		RequestSlot *s = &tsnap_jobs->slots[i];
 
 		if (s->state == SLOT_QUEUED &&
-			(oldest == NULL || s->generation < oldest->generation) &&
+			(oldest == NULL || s->queue_order < oldest->queue_order) &&
 			database_needs_worker(s->request.dboid))
 			oldest = s;
 	}
@@ -159,12 +160,12 @@ tsnap_pool_bind(int worker, pid_t pid)
 }
 
 /*
- * Worker side: take the oldest QUEUED request of the worker's database.  If
- * there is none, the worker retires in the same critical section and false
- * is returned.
+ * Worker side: take the oldest QUEUED request of the worker's database, and
+ * copy its slot into *job.  If there is none, the worker retires in the
+ * same critical section and false is returned.
  */
 bool
-tsnap_pool_take(int worker, TsnapBuildRequest *request)
+tsnap_pool_take(int worker, RequestSlot *job)
 {
 	WorkerEntry *w = &tsnap_jobs->workers[worker];
 	RequestSlot *best = NULL;
@@ -176,7 +177,7 @@ tsnap_pool_take(int worker, TsnapBuildRequest *request)
 		RequestSlot *s = &tsnap_jobs->slots[i];
 
 		if (s->state == SLOT_QUEUED && s->request.dboid == w->dboid &&
-			(best == NULL || s->generation < best->generation))
+			(best == NULL || s->queue_order < best->queue_order))
 			best = s;
 	}
 	if (best == NULL)
@@ -189,17 +190,36 @@ tsnap_pool_take(int worker, TsnapBuildRequest *request)
 	best->state = SLOT_RUNNING;
 	best->preparing = true;
 	best->worker = worker;
+	best->worker_pid = w->pid;
+	best->attempts++;
+	best->started_at = GetCurrentTimestamp();
+	best->rows_done = best->bytes_done = 0;
+	best->parts_done = 0;
 	w->slot = best - tsnap_jobs->slots;
-	*request = best->request;
+	*job = *best;
 	LWLockRelease(tsnap_jobs->lock);
 	return true;
 }
 
+/* Worker side: the job id given to the request in hand (see history.c). */
+void
+tsnap_pool_set_job_id(int worker, int64 job_id)
+{
+	int			slot;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	slot = tsnap_jobs->workers[worker].slot;
+	if (slot >= 0 && tsnap_jobs->slots[slot].job_id == 0)
+		tsnap_jobs->slots[slot].job_id = job_id;
+	LWLockRelease(tsnap_jobs->lock);
+}
+
 /*
- * Worker side, from a timeout handler: has every caller left the request
- * while it is still preparing?  Reads without the lock (a handler must not
- * take it); a stale answer is corrected at the next check.  Once true, it
- * stays true, since nobody joins such a request.
+ * Worker side, from a timeout handler: must the request in hand stop,
+ * because tsnap_cancel asked, or because every caller of a synchronous
+ * request left while it is still preparing?  Reads without the lock (a
+ * handler must not take it); a stale answer is corrected at the next
+ * check.  Once true, it stays true, since nobody joins such a request.
  */
 bool
 tsnap_pool_abandoned(int worker)
@@ -210,7 +230,8 @@ tsnap_pool_abandoned(int worker)
 	if (slot < 0)
 		return false;
 	s = &tsnap_jobs->slots[slot];
-	return s->preparing && s->waiters <= 0;
+	return s->cancel_requested ||
+		(s->preparing && s->waiters <= 0 && !s->detached);
 }
 
 /*
@@ -230,9 +251,11 @@ tsnap_pool_begin_streaming(int worker, const char *key)
 	slot = tsnap_jobs->workers[worker].slot;
 	if (slot >= 0)
 	{
-		wanted = tsnap_jobs->slots[slot].waiters > 0;
+		RequestSlot *s = &tsnap_jobs->slots[slot];
+
+		wanted = (s->waiters > 0 || s->detached) && !s->cancel_requested;
 		if (wanted)
-			tsnap_jobs->slots[slot].preparing = false;
+			s->preparing = false;
 	}
 	LWLockRelease(tsnap_jobs->lock);
 	return wanted;
@@ -250,9 +273,9 @@ tsnap_pool_publish_version(int worker, int64 version)
 		ConditionVariableBroadcast(&tsnap_jobs->cv);
 }
 
-/* Worker side: rows and bytes written so far, for waiting callers. */
+/* Worker side: rows, bytes and parts written so far, for waiters. */
 void
-tsnap_pool_report_progress(int worker, int64 rows, int64 bytes)
+tsnap_pool_report_progress(int worker, int64 rows, int64 bytes, int parts)
 {
 	int			slot;
 
@@ -262,6 +285,7 @@ tsnap_pool_report_progress(int worker, int64 rows, int64 bytes)
 	{
 		tsnap_jobs->slots[slot].rows_done = rows;
 		tsnap_jobs->slots[slot].bytes_done = bytes;
+		tsnap_jobs->slots[slot].parts_done = parts;
 	}
 	LWLockRelease(tsnap_jobs->lock);
 }
@@ -285,23 +309,23 @@ tsnap_jobs_key_in_flight(const char *key)
 }
 
 /*
- * Under the lock: end the worker's current request with a result or an
- * error, or free it if nobody waits any more.
+ * Under the lock: end the job in slot s with a result or an error (NULL
+ * both: the worker died), and copy it into *copy if copy is not NULL.  A
+ * job that tsnap_cancel asked to stop ends CANCELLED whatever stopped it;
+ * a synchronous job nobody waits for any more is freed; a detached one
+ * stays until its end is recorded and its slot needed.
  */
-static void
-finish_locked(WorkerEntry *w, const TsnapSnapshotResult *result,
-			  const TsnapFlatError *error)
+void
+tsnap_pool_end_job_locked(RequestSlot *s, const TsnapSnapshotResult *result,
+			   const TsnapFlatError *error, RequestSlot *copy)
 {
-	RequestSlot *s;
-
-	w->upload_key[0] = '\0';
-	if (w->slot < 0)
-		return;
-	s = &tsnap_jobs->slots[w->slot];
-	w->slot = -1;
 	s->worker = -1;
-	if (s->waiters <= 0)
-		s->state = SLOT_FREE;
+	s->finished_at = GetCurrentTimestamp();
+	if (s->cancel_requested)
+	{
+		tsnap_jobs_cancelled_error(s->job_id, &s->error);
+		s->state = SLOT_CANCELLED;
+	}
 	else if (error)
 	{
 		s->error = *error;
@@ -312,18 +336,48 @@ finish_locked(WorkerEntry *w, const TsnapSnapshotResult *result,
 		s->result = *result;
 		s->state = SLOT_DONE;
 	}
+	if (copy)
+		*copy = *s;
+	if (s->waiters <= 0 && !s->detached)
+		s->state = SLOT_FREE;
 }
 
+/*
+ * Worker side: the request in hand is answered (error NULL) or failed.
+ * Copies the job's end into *copy for the record (history.c).  The place in
+ * the pool goes back at once: housekeeping holds none.
+ */
 void
 tsnap_pool_finish(int worker, const TsnapSnapshotResult *result,
-				  const TsnapFlatError *error)
+				  const TsnapFlatError *error, RequestSlot *copy)
 {
+	WorkerEntry *w = &tsnap_jobs->workers[worker];
+
 	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
-	finish_locked(&tsnap_jobs->workers[worker], result, error);
-	/* the place goes back at once: housekeeping holds none */
-	tsnap_jobs->workers[worker].in_use = false;
+	w->upload_key[0] = '\0';
+	if (w->slot >= 0)
+		tsnap_pool_end_job_locked(&tsnap_jobs->slots[w->slot], result, error, copy);
+	else
+		copy->state = SLOT_FREE;
+	w->slot = -1;
+	w->in_use = false;
 	LWLockRelease(tsnap_jobs->lock);
 	ConditionVariableBroadcast(&tsnap_jobs->cv);
+}
+
+/* The job in slot is recorded in tsnap.job_history; it may be reused. */
+void
+tsnap_pool_mark_recorded(int slot, uint64 generation)
+{
+	RequestSlot *s;
+
+	if (slot < 0)
+		return;
+	s = &tsnap_jobs->slots[slot];
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	if (s->generation == generation)
+		s->recorded = true;
+	LWLockRelease(tsnap_jobs->lock);
 }
 
 /*
@@ -365,9 +419,12 @@ tsnap_pool_begin_housekeeping(Oid dboid)
 }
 
 /*
- * Worker side, on any exit (before_shmem_exit): fail the request in hand,
- * which only happens when the worker dies with FATAL (terminate, shutdown,
- * a dropped database), and give back its entry and its housekeeping.
+ * Worker side, on any exit (before_shmem_exit): the worker dies with a
+ * request in hand only by FATAL (terminate, shutdown, a dropped database,
+ * or a cancel its request's code held out against).  The job goes back to
+ * the queue for another attempt, up to tsnap.job_max_attempts, unless it
+ * was cancelled or nobody wants it any more; then give back the worker's
+ * entry and its housekeeping.
  */
 void
 tsnap_pool_worker_exit(int worker)
@@ -378,12 +435,34 @@ tsnap_pool_worker_exit(int worker)
 	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
 	if (w->in_use && w->pid == MyProcPid)
 	{
-		TsnapFlatError error;
+		w->upload_key[0] = '\0';
+		if (w->slot >= 0)
+		{
+			RequestSlot *s = &tsnap_jobs->slots[w->slot];
 
-		tsnap_error_set(&error, ERRCODE_ADMIN_SHUTDOWN,
-						_("tsnap worker exited before the snapshot was finished"),
-						_("Try again; the server log may say why the worker stopped."));
-		finish_locked(w, NULL, &error);
+			if (!s->cancel_requested && (s->waiters > 0 || s->detached) &&
+				s->attempts < tsnap_job_max_attempts)
+			{
+				s->state = SLOT_QUEUED;
+				s->worker = -1;
+				s->preparing = false;
+				s->version_seen = TSNAP_VERSION_UNKNOWN;
+				/* joins the queue at its end, as a new arrival would */
+				s->queue_order = ++tsnap_jobs->next_generation;
+				s->recorded = false;
+			}
+			else
+			{
+				TsnapFlatError error;
+
+				tsnap_error_set(&error, ERRCODE_ADMIN_SHUTDOWN,
+								psprintf(_("tsnap worker exited before the snapshot was finished, %d times"),
+										 s->attempts),
+								_("Try again; the server log may say why the worker stopped."));
+				tsnap_pool_end_job_locked(s, NULL, &error, NULL);
+			}
+		}
+		w->slot = -1;
 		w->in_use = false;
 	}
 	for (i = 0; i < TSNAP_WORKERS_LIMIT; i++)

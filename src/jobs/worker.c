@@ -137,7 +137,7 @@ report_to_waiters(TsnapBuildPhase phase, const TsnapBuildProgress *progress,
 
 				pgstat_progress_update_multi_param(2, index, values);
 				tsnap_pool_report_progress(my_worker, progress->rows,
-										   progress->bytes);
+										   progress->bytes, progress->parts);
 			}
 			break;
 	}
@@ -226,10 +226,32 @@ delete_pending(void *arg)
 	tsnap_delete_pending(tsnap_jobs_key_in_flight);
 }
 
+/*
+ * Write the job to tsnap.job_history (history.c), giving it an id if its
+ * caller could not; in a transaction of its own.
+ */
+static void
+record_job(void *arg)
+{
+	RequestSlot *job = (RequestSlot *) arg;
+
+	tsnap_begin_transaction();
+	if (tsnap_history_available())
+	{
+		if (job->job_id == 0)
+		{
+			job->job_id = tsnap_history_next_id();
+			tsnap_pool_set_job_id(my_worker, job->job_id);
+		}
+		tsnap_history_record(job);
+	}
+	tsnap_commit_transaction();
+}
+
 void
 tsnap_worker_main(Datum arg)
 {
-	TsnapBuildRequest request;
+	RequestSlot job;
 	TsnapSnapshotResult result;
 	TsnapFlatError error;
 	BuildArgs	build;
@@ -263,16 +285,30 @@ tsnap_worker_main(Datum arg)
 								ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
 
-	if (tsnap_pool_take(my_worker, &request))
+	if (tsnap_pool_take(my_worker, &job))
 	{
 		bool		ok;
 
 		CHECK_FOR_INTERRUPTS();
+
+		/* a detached job leaves a trace that survives a crash */
+		if (job.detached)
+			(void) run_caught(record_job, &job, NULL);
+
 		memset(&result, 0, sizeof(result));
-		build.request = &request;
+		build.request = &job.request;
 		build.result = &result;
 		ok = run_caught(build_watched, &build, &error);
-		tsnap_pool_finish(my_worker, ok ? &result : NULL, ok ? NULL : &error);
+		tsnap_pool_finish(my_worker, ok ? &result : NULL, ok ? NULL : &error,
+						  &job);
+		if (SLOT_FINISHED(job.state) &&
+			run_caught(record_job, &job, NULL) && job.detached)
+			tsnap_pool_mark_recorded(tsnap_jobs_slot_of(job.job_id,
+														job.generation),
+									 job.generation);
+
+		/* the next queued job, of any database, gets this place */
+		tsnap_jobs_start_queued();
 
 		/* housekeeping: failures are logged, never fatal */
 		pgstat_report_activity(STATE_IDLE, NULL);

@@ -204,6 +204,7 @@ extern bool tsnap_s3_upload_finish(tsnap_s3_upload *upload,
 extern bool tsnap_s3_upload_abort(tsnap_s3_upload *upload,
 								  tsnap_s3_error *err);
 extern void tsnap_s3_upload_free(tsnap_s3_upload *upload);
+extern int	tsnap_s3_upload_parts_done(const tsnap_s3_upload *upload);
 extern size_t tsnap_s3_part_size_for(size_t first_part_size, int part_number);
 
 /*

@@ -87,6 +87,7 @@ struct tsnap_s3_upload
 	uint64_t	total;
 	char		(*etags)[ETAG_LEN];
 	int			etags_cap;
+	int			parts_done;		/* parts S3 has acknowledged */
 	size_t		since_drive;
 	int64_t		last_drive_ms;
 };
@@ -97,6 +98,13 @@ struct tsnap_s3_upload
  * 5 MiB minimum, 10,000 parts then hold more than S3's 5 TiB maximum
  * object (doubling every 1,000 parts would stop at 4.88 TiB).
  */
+/* Parts of the upload that S3 has acknowledged so far, for progress. */
+int
+tsnap_s3_upload_parts_done(const tsnap_s3_upload *upload)
+{
+	return upload->parts_done;
+}
+
 size_t
 tsnap_s3_part_size_for(size_t first_part_size, int part_number)
 {
@@ -249,8 +257,11 @@ slot_done(tsnap_s3_upload *u, up_slot *s, CURLcode rc, tsnap_s3_error *err)
 			outcome = S3_FAIL;
 		}
 		else
+		{
 			tsnap_s3_strlcpy(u->etags[s->part_number - 1], s->x.etag,
 							 ETAG_LEN);
+			u->parts_done++;
+		}
 	}
 	tsnap_s3_xfer_cleanup(&s->x);
 	s->xfer_live = false;

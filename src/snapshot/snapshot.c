@@ -45,6 +45,8 @@
 #include "datatype/timestamp.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "access/xact.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -64,6 +66,7 @@
 
 PG_FUNCTION_INFO_V1(tsnap_snapshot);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_0_2);
+PG_FUNCTION_INFO_V1(tsnap_snapshot_async);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_info);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_info_0_2);
 PG_FUNCTION_INFO_V1(tsnap_snapshot_url);
@@ -180,8 +183,51 @@ compression_arg(FunctionCallInfo fcinfo, int argno)
 	return compression;
 }
 
-static void
-snapshot_of(Oid relid, TsnapCompression compression,
+/*
+ * The planner's estimate of the rows a scan of rel returns (with its
+ * inheritors or partitions), for the progress of jobs: what
+ * estimate_rel_size says from pg_class and the table's current size.
+ */
+static int64
+estimate_rows(Relation rel)
+{
+	ListCell   *lc;
+	double		total = 0;
+
+	foreach(lc, rel->rd_rel->relhassubclass ?
+			tsnap_relatives(RelationGetRelid(rel)) :
+			list_make1_oid(RelationGetRelid(rel)))
+	{
+		Relation	r = relation_open(lfirst_oid(lc), AccessShareLock);
+		BlockNumber pages;
+		double		tuples;
+		double		allvisfrac;
+
+		if (RELKIND_HAS_STORAGE(r->rd_rel->relkind))
+		{
+			estimate_rel_size(r, NULL, &pages, &tuples, &allvisfrac);
+			total += Max(tuples, 0);
+		}
+		relation_close(r, NoLock);
+	}
+	return (int64) rint(total);
+}
+
+/* What a call asks for: a key now (tsnap_snapshot), or a job's id. */
+typedef enum SnapshotMode
+{
+	SNAPSHOT_WAIT,
+	SNAPSHOT_ASYNC
+} SnapshotMode;
+
+/*
+ * The checks and the hit path, common to every way of asking; then a miss
+ * waits for its key (SNAPSHOT_WAIT, into *result) or becomes a job whose
+ * id is returned (SNAPSHOT_ASYNC; a hit then gives a job that has
+ * succeeded already).
+ */
+static int64
+snapshot_of(Oid relid, TsnapCompression compression, SnapshotMode mode,
 			TsnapSnapshotResult *result)
 {
 	Relation	rel;
@@ -189,6 +235,7 @@ snapshot_of(Oid relid, TsnapCompression compression,
 	char		fingerprint[TSNAP_FINGERPRINT_LEN + 1];
 	TsnapBuildRequest request;
 	int64		version;
+	int64		job_id = 0;
 
 	if (!tsnap_jobs_available())
 		ereport(ERROR,
@@ -205,9 +252,22 @@ snapshot_of(Oid relid, TsnapCompression compression,
 	if (version < 0)
 		tsnap_raise_not_tracked(relid);
 	check_worker_can_see(rel);
+	if (mode == SNAPSHOT_ASYNC && XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot start a snapshot job of table \"%s\" in a read-only transaction",
+						RelationGetRelationName(rel)),
+				 errdetail("A job is recorded in tsnap.job_history."),
+				 errhint("Call tsnap_snapshot, which waits for the key, or call tsnap_snapshot_async in a read-write transaction.")));
 	tsnap_fingerprint(rel, &tsnap_format_csv, compression, fingerprint);
 
 	memset(&request, 0, sizeof(request));
+	request.dboid = MyDatabaseId;
+	request.relid = relid;
+	request.roleid = GetUserId();
+	request.min_version = version;
+	request.max_bytes = (int64) tsnap_max_snapshot_size * 1024;
+	request.compression = compression;
 	if (tsnap_lookup_snapshot(relid, &tracking_id, version, fingerprint,
 							  compression, result))
 	{
@@ -219,8 +279,10 @@ snapshot_of(Oid relid, TsnapCompression compression,
 			if (check && !tsnap_verify_hits)
 				remember_verified(result->key);
 			result->hit = true;
+			if (mode == SNAPSHOT_ASYNC)
+				job_id = tsnap_jobs_record_hit(&request, result);
 			table_close(rel, NoLock);
-			return;
+			return job_id;
 		}
 		/* gone from the bucket: build anew, and retire the stale row */
 		strlcpy(request.stale_key, result->key, sizeof(request.stale_key));
@@ -237,14 +299,12 @@ snapshot_of(Oid relid, TsnapCompression compression,
 				 errdetail("This server is a standby; it answers from snapshots the primary built, and this version has none."),
 				 errhint("Call tsnap_snapshot on the primary.")));
 
-	request.dboid = MyDatabaseId;
-	request.relid = relid;
-	request.roleid = GetUserId();
-	request.min_version = version;
-	request.max_bytes = (int64) tsnap_max_snapshot_size * 1024;
-	request.compression = compression;
-	tsnap_jobs_run(&request, result);
+	if (mode == SNAPSHOT_ASYNC)
+		job_id = tsnap_jobs_submit(&request, estimate_rows(rel));
+	else
+		tsnap_jobs_run(&request, estimate_rows(rel), result);
 	table_close(rel, NoLock);
+	return job_id;
 }
 
 /*
@@ -257,7 +317,8 @@ tsnap_snapshot(PG_FUNCTION_ARGS)
 {
 	TsnapSnapshotResult result;
 
-	snapshot_of(PG_GETARG_OID(0), TSNAP_COMPRESSION_NONE, &result);
+	snapshot_of(PG_GETARG_OID(0), TSNAP_COMPRESSION_NONE, SNAPSHOT_WAIT,
+				&result);
 	PG_RETURN_TEXT_P(cstring_to_text(result.key));
 }
 
@@ -270,8 +331,26 @@ tsnap_snapshot_0_2(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	compression = compression_arg(fcinfo, 1);
-	snapshot_of(PG_GETARG_OID(0), compression, &result);
+	snapshot_of(PG_GETARG_OID(0), compression, SNAPSHOT_WAIT, &result);
 	PG_RETURN_TEXT_P(cstring_to_text(result.key));
+}
+
+/*
+ * tsnap_snapshot_async(tbl regclass, compression text DEFAULT NULL)
+ * RETURNS bigint: 0.3.0's; the id of the job that builds the snapshot (or
+ * of one that has succeeded already, on a hit)
+ */
+Datum
+tsnap_snapshot_async(PG_FUNCTION_ARGS)
+{
+	TsnapSnapshotResult result;
+	TsnapCompression compression;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	compression = compression_arg(fcinfo, 1);
+	PG_RETURN_INT64(snapshot_of(PG_GETARG_OID(0), compression, SNAPSHOT_ASYNC,
+								&result));
 }
 
 /*
@@ -293,7 +372,7 @@ info_row(FunctionCallInfo fcinfo, int ncolumns, TsnapCompression compression)
 		elog(ERROR, "tsnap_snapshot_info returns %d columns, expected %d; run ALTER EXTENSION tsnap UPDATE",
 			 tupdesc->natts, ncolumns);
 
-	snapshot_of(PG_GETARG_OID(0), compression, &result);
+	snapshot_of(PG_GETARG_OID(0), compression, SNAPSHOT_WAIT, &result);
 	values[0] = CStringGetTextDatum(result.key);
 	values[1] = Int64GetDatum(result.rows_version);
 	values[2] = Int64GetDatum(result.rows);
@@ -408,7 +487,7 @@ tsnap_snapshot_url(PG_FUNCTION_ARGS)
 	seconds = url_lifetime(PG_GETARG_INTERVAL_P(1));
 	compression = compression_arg(fcinfo, 2);
 
-	snapshot_of(PG_GETARG_OID(0), compression, &result);
+	snapshot_of(PG_GETARG_OID(0), compression, SNAPSHOT_WAIT, &result);
 
 	key = result.key;
 	if (PG_GETARG_BOOL(3))

@@ -64,6 +64,8 @@ extern TsnapPut *tsnap_store_put_begin(TsnapStore *store, const char *key,
 extern bool tsnap_store_put_write(TsnapPut *put, const char *data, size_t len);
 extern bool tsnap_store_put_finish(TsnapPut *put, TsnapPutResult *result);
 extern void tsnap_store_put_abort(TsnapPut *put);
+/* parts of a multipart upload the store has acknowledged, for progress */
+extern int	tsnap_store_put_parts_done(TsnapPut *put);
 
 /*
  * Get streams: open returns NULL when there is no object at key (every

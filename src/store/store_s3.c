@@ -289,6 +289,12 @@ tsnap_store_put_write(TsnapPut *put, const char *data, size_t len)
 	return false;
 }
 
+int
+tsnap_store_put_parts_done(TsnapPut *put)
+{
+	return tsnap_s3_upload_parts_done(put->upload);
+}
+
 bool
 tsnap_store_put_finish(TsnapPut *put, TsnapPutResult *result)
 {
