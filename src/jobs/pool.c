@@ -456,9 +456,9 @@ tsnap_pool_worker_exit(int worker)
 				TsnapFlatError error;
 
 				tsnap_error_set(&error, ERRCODE_ADMIN_SHUTDOWN,
-								psprintf(_("tsnap worker exited before the snapshot was finished, %d times"),
-										 s->attempts),
-								_("Try again; the server log may say why the worker stopped."));
+								_("tsnap worker exited before the snapshot was finished"),
+								psprintf(_("The job was tried %d times (tsnap.job_max_attempts); the server log may say why its workers stopped."),
+										 s->attempts));
 				tsnap_pool_end_job_locked(s, NULL, &error, NULL);
 			}
 		}

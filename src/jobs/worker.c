@@ -226,6 +226,12 @@ delete_pending(void *arg)
 	tsnap_delete_pending(tsnap_jobs_key_in_flight);
 }
 
+static void
+maintain_jobs(void *arg)
+{
+	tsnap_jobs_maintain();
+}
+
 /*
  * Write the job to tsnap.job_history (history.c), giving it an id if its
  * caller could not; in a transaction of its own.
@@ -317,6 +323,7 @@ tsnap_worker_main(Datum arg)
 			(void) run_caught(sweep_abandoned_uploads, NULL, NULL);
 			(void) run_caught(apply_retention, NULL, NULL);
 			(void) run_caught(delete_pending, NULL, NULL);
+			(void) run_caught(maintain_jobs, NULL, NULL);
 		}
 	}
 

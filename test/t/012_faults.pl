@@ -196,7 +196,11 @@ is_deeply([ s3_list($prefix_b) ], [ $small_key, "$small_key.manifest.json" ],
 	'kill: only the later object (and its manifest) exists');
 
 # pg_terminate_backend (SIGTERM) instead: the worker aborts its upload on
-# the way out and fails the request for its caller.
+# the way out and fails the request for its caller, once no attempt is
+# left (a job whose worker dies is retried up to tsnap.job_max_attempts;
+# 027_jobs.pl tests the retries).
+$node_b->append_conf('postgresql.conf', 'tsnap.job_max_attempts = 1');
+$node_b->reload;
 $node_b->safe_psql('postgres', 'UPDATE big SET a = a WHERE id = 1');
 $caller = start_psql($node_b, "SELECT tsnap_snapshot('big')");
 ok(poll_until(60, sub { scalar(s3_open_uploads($prefix_b)) > 0 && worker_pids($node_b) > 0 }),

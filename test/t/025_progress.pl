@@ -50,7 +50,7 @@ ok(!grep({ $bytes[$_] < $bytes[ $_ - 1 ] } 1 .. $#bytes), 'bytes never go back')
 
 my ($rc, $key, $err) = finish_psql($caller);
 is($rc, 0, 'the snapshot succeeds') or diag($err);
-like($err, qr/NOTICE:\s+(?:00000: )?snapshot of table "big" in progress: \d+ rows, \d+ bytes written/,
+like($err, qr/NOTICE:\s+(?:00000: )?snapshot of table "big" in progress: \d+ rows, \d+ bytes, \d+ parts written/,
 	'the waiting caller was told how far it got');
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_progress_copy WHERE relid = 'big'::regclass"),
