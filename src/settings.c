@@ -25,6 +25,10 @@
  * with its request to the worker.  tsnap.manifest_checksum is PGC_SIGHUP
  * too: the worker reads it from the configuration, not from the caller.
  *
+ * Jobs: tsnap.max_jobs sizes shared memory (PGC_POSTMASTER);
+ * job_max_attempts, job_history_max_age and housekeeping_interval are the
+ * launcher's and the workers', read from the configuration (PGC_SIGHUP).
+ *
  * tsnap.compression only picks the default of the functions' compression
  * argument, which any caller may pass, so it is PGC_USERSET; it travels
  * with the request as that argument does.  The compression levels decide
@@ -74,7 +78,7 @@ int			tsnap_compression = TSNAP_COMPRESSION_NONE;
 int			tsnap_gzip_level = 1;
 int			tsnap_zstd_level = 1;
 int			tsnap_manifest_checksum = TSNAP_MANIFEST_CHECKSUM_CRC32;
-int			tsnap_max_jobs = 1024;
+int			tsnap_max_jobs = 256;
 int			tsnap_job_max_attempts = 3;
 int			tsnap_job_history_max_age = 7 * 24 * 3600;
 int			tsnap_housekeeping_interval = 60000;
@@ -334,7 +338,7 @@ tsnap_define_settings(void)
 	DefineCustomIntVariable("tsnap.max_jobs",
 							"Most snapshot jobs shared memory holds at once: queued, running, and finished ones not yet read back.",
 							"Finished jobs stay in tsnap.job_history after they leave shared memory.",
-							&tsnap_max_jobs, 1024, 16, 1000000,
+							&tsnap_max_jobs, 256, 16, 100000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("tsnap.job_max_attempts",
 							"Attempts of a snapshot job whose worker died (crash, restart, terminate) before it is failed.",

@@ -520,7 +520,12 @@ tsnap_jobs_submit(const TsnapBuildRequest *request, int64 rows_estimate)
 	LWLockAcquire(tsnap_jobs->lock, LW_SHARED);
 	job_id = tsnap_jobs->slots[idx].job_id;
 	LWLockRelease(tsnap_jobs->lock);
-	tsnap_pool_ensure_worker(request->dboid);
+
+	/*
+	 * Never raises for want of a worker: the job is queued already, and
+	 * the launcher starts it once max_worker_processes has room.
+	 */
+	tsnap_pool_ensure_worker(InvalidOid);
 	return job_id;
 }
 
@@ -810,12 +815,21 @@ RequestSlot *
 tsnap_jobs_copy_all(int *n)
 {
 	RequestSlot *out;
+	int			count = 0;
 	int			i;
 
-	out = palloc(sizeof(RequestSlot) * tsnap_jobs->nslots);
-	*n = 0;
 	LWLockAcquire(tsnap_jobs->lock, LW_SHARED);
 	for (i = 0; i < tsnap_jobs->nslots; i++)
+		if (tsnap_jobs->slots[i].state != SLOT_FREE &&
+			tsnap_jobs->slots[i].request.dboid == MyDatabaseId)
+			count++;
+	LWLockRelease(tsnap_jobs->lock);
+
+	/* jobs that arrive in between are left out: they were not there yet */
+	out = palloc(sizeof(RequestSlot) * Max(count, 1));
+	*n = 0;
+	LWLockAcquire(tsnap_jobs->lock, LW_SHARED);
+	for (i = 0; i < tsnap_jobs->nslots && *n < count; i++)
 		if (tsnap_jobs->slots[i].state != SLOT_FREE &&
 			tsnap_jobs->slots[i].request.dboid == MyDatabaseId)
 			out[(*n)++] = tsnap_jobs->slots[i];
