@@ -464,6 +464,8 @@ tsnap_jobs_run(const TsnapBuildRequest *request, int64 rows_estimate,
 			job.same_role_only)
 			break;
 		job.same_role_only = true;
+		/* the id may have gone to the other role's job: a new one */
+		job.job_id = new_job_id();
 	}
 
 	if (state != SLOT_DONE)
