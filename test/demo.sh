@@ -62,4 +62,13 @@ SELECT rows_version, rows, hit, key FROM tsnap_snapshot_info('orders');
 SQL
 key=$(psql_demo -At -c "SELECT tsnap_snapshot('orders')")
 s3 s3 cp "s3://$S3_BUCKET/$key" -
+
+log "an asynchronous snapshot: a job, watched in tsnap.jobs, then waited for"
+psql_demo -e <<'SQL'
+INSERT INTO orders SELECT g, 'item ' || g, g % 7 FROM generate_series(5, 200000) g;
+SELECT tsnap_snapshot_async('orders') AS job \gset
+SELECT job_id, state, rows_estimate, rows_done, bytes_done, parts_done FROM tsnap.jobs WHERE job_id = :job;
+SELECT tsnap_wait(:job) IS NOT NULL AS got_key;
+SELECT job_id, state, attempts, rows_done, bytes_done, finished_at - started_at AS took FROM tsnap.jobs WHERE job_id = :job;
+SQL
 log "demo done; cleaning up"
