@@ -518,8 +518,8 @@ prune(void)
 	tsnap_catalog_enter_or_raise(&saved);
 	tsnap_exec("DELETE FROM tsnap.job_history"
 			   " WHERE state OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled}')"
-			   " AND finished_at OPERATOR(pg_catalog.<) pg_catalog.now()"
-			   " OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)",
+			   " AND finished_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+			   " OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))",
 			   1, types, values, NULL);
 	tsnap_catalog_leave(&saved);
 }
