@@ -218,10 +218,10 @@ tsnap_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 }
 
 /*
- * Run a query whose first column is an OID (or a reg* type); its non-null
- * values, as a list in the caller's memory context.  It runs in SPI's
- * read-write mode, so that it sees what the current command itself just
- * changed.
+ * Run a query (a SELECT, or an UPDATE ... RETURNING) whose first column is
+ * an OID (or a reg* type); its non-null values, as a list in the caller's
+ * memory context.  It runs in SPI's read-write mode, so that it sees what
+ * the current command itself just changed.
  */
 List *
 tsnap_query_oids(const char *sql, int nargs, Oid *argtypes, Datum *values)
@@ -233,7 +233,7 @@ tsnap_query_oids(const char *sql, int nargs, Oid *argtypes, Datum *values)
 
 	SPI_connect();
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
 	for (row = 0; row < SPI_processed; row++)
 	{
