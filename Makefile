@@ -81,7 +81,7 @@ REGRESS = tracking tracking_errors tracking_privileges upgrade
 REGRESS_HARNESS = tracking_prepared snapshot snapshot_errors
 REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 ISOLATION = tracking_writers tracking_snapshot
-ISOLATION_HARNESS = snapshot_callers snapshot_writers snapshot_types
+ISOLATION_HARNESS = snapshot_callers snapshot_writers snapshot_types snapshot_jobs
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --load-extension=$(EXTENSION)
 # TAP tests (test/t) start clusters of their own; those that need S3 skip
 # themselves unless the S3_* variables that test/run-all.sh sets are there.
