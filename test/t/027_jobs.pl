@@ -5,7 +5,7 @@
 #
 # Node "jobs" runs one worker (tsnap.max_workers = 1), so a second job
 # queues behind a first; its S3 endpoint is a proxy that, while a file
-# exists, holds back the reply to every part upload for 2 s, so that a
+# exists, holds back the reply to every part upload for 3 s, so that a
 # multipart snapshot streams long enough to watch and to cancel:
 #  (a) lifecycle: queued -> running -> succeeded; single flight; a wait
 #      that times out (57014) while the job goes on; a queued job
@@ -135,7 +135,7 @@ sub tracking_prefix
 
 my $slow = PostgreSQL::Test::Utils::tempdir() . '/slow_parts';
 my $proxy = start_faultproxy(methods => 'PUT', match => 'uploadId',
-	faults => 'slowreply', rate => 1, stall => 2, fault_file => $slow,
+	faults => 'slowreply', rate => 1, stall => 3, fault_file => $slow,
 	lifetime => 1200);
 my $node = tsnap_node('jobs', endpoint => $proxy->{endpoint}, conf => qq{
 tsnap.max_workers = 1
@@ -267,16 +267,24 @@ make_table($node, 'big', 200000);
 my $prefix_big = tracking_prefix($node, 'big');
 append_to_file($slow, '');
 my $id_big = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('big')");
+# Polled through SQL only (an S3 listing can take seconds on a loaded
+# machine); a finished part means the multipart upload is under way, with
+# parts left that each take the proxy's delay.
 ok( poll_until(120, sub {
-		scalar(s3_open_uploads($prefix_big)) > 0
-		  && (job($node, $id_big)->{bytes_done} // 0) > 0;
+		my $j = job($node, $id_big);
+		return ($j->{state} // '') eq 'running' && $j->{parts_done} >= 1;
 	}),
-	'cancel running: the job streams into a multipart upload');
+	'cancel running: the job streams a multipart upload');
 is($node->safe_psql('postgres', "SELECT tsnap_cancel($id_big)"), 't',
 	'cancel running: tsnap_cancel returns true');
 my $job_big = job($node, $id_big);
 is($job_big->{state}, 'cancelled', 'cancel running: state cancelled');
 is($job_big->{error_sqlstate}, '57014', 'cancel running: error_sqlstate 57014');
+my $proxy_log = slurp_file($proxy->{log});
+like($proxy_log, qr{^\d+ POST \S+ \S*/public/big/\S*\?uploads}m,
+	'cancel running: it had begun a multipart upload');
+like($proxy_log, qr{^\d+ DELETE \S+ \S*/public/big/\S*[?&]uploadId=}m,
+	'cancel running: which it aborted');
 is_deeply([ s3_open_uploads($prefix_big) ], [],
 	'cancel running: the upload was aborted before tsnap_cancel returned');
 is_deeply([ s3_list($prefix_big) ], [], 'cancel running: nothing under the table\'s tracking id');
@@ -289,7 +297,7 @@ is_deeply([ s3_list($prefix_big) ], [], 'cancel running: still no object');
 ###########################################################################
 # (d) progress while a multipart snapshot streams
 ###########################################################################
-# still slow: every part's reply is held back 2 s
+# still slow: every part's reply is held back 3 s
 my $id_p = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('big')");
 isnt($id_p, $id_big, 'progress: a new job after the cancelled one');
 my (@jobs_samples, @copy_samples);
@@ -308,16 +316,20 @@ poll_until(300, sub {
 my $final = job($node, $id_p);
 is($final->{state}, 'succeeded', 'progress: the job succeeds');
 cmp_ok(scalar(@jobs_samples), '>=', 3, 'progress: tsnap.jobs sampled while it streamed');
-for my $col (qw(rows_done bytes_done parts_done))
+SKIP:
 {
-	ok(!grep({ $jobs_samples[$_]{$col} < $jobs_samples[ $_ - 1 ]{$col} } 1 .. $#jobs_samples),
-		"progress: $col never goes back")
-	  or diag(join ' ', map { $_->{$col} } @jobs_samples);
-	cmp_ok($jobs_samples[-1]{$col}, '>', $jobs_samples[0]{$col}, "progress: $col grows");
+	skip 'no samples of tsnap.jobs', 8 unless @jobs_samples;
+	for my $col (qw(rows_done bytes_done parts_done))
+	{
+		ok(!grep({ $jobs_samples[$_]{$col} < $jobs_samples[ $_ - 1 ]{$col} } 1 .. $#jobs_samples),
+			"progress: $col never goes back")
+		  or diag(join ' ', map { $_->{$col} } @jobs_samples);
+		cmp_ok($jobs_samples[-1]{$col}, '>', $jobs_samples[0]{$col}, "progress: $col grows");
+	}
+	cmp_ok((sort { $b <=> $a } map { $_->{parts_done} } @jobs_samples)[0], '>', 1,
+		'progress: parts_done passes 1 while it runs');
+	cmp_ok($jobs_samples[0]{rows_estimate}, '>', 0, 'progress: rows_estimate is positive');
 }
-cmp_ok((sort { $b <=> $a } map { $_->{parts_done} } @jobs_samples)[0], '>', 1,
-	'progress: parts_done passes 1 while it runs');
-cmp_ok($jobs_samples[0]{rows_estimate}, '>', 0, 'progress: rows_estimate is positive');
 is($final->{rows_done}, '200000', 'progress: at the end rows_done counts every row');
 my ($rows, $bytes, $parts) = split /\|/, $node->safe_psql('postgres',
 	"SELECT rows, bytes, parts FROM tsnap.snapshots WHERE key = '$final->{key}'");
@@ -325,14 +337,18 @@ is($final->{bytes_done}, $bytes, 'progress: at the end bytes_done is the object\
 is($final->{parts_done}, $parts, 'progress: and parts_done its parts');
 cmp_ok($bytes, '>', 3 * 5 * $MiB, 'progress: a multipart upload of more than 3 parts');
 cmp_ok(scalar(@copy_samples), '>=', 3, 'progress: pg_stat_progress_copy sampled');
-is($copy_samples[0][0], 'COPY TO', 'progress: pg_stat_progress_copy shows a COPY TO');
-is($copy_samples[0][1], 'CALLBACK', 'progress: into a callback');
-for my $i (2, 3)
+SKIP:
 {
-	my $what = $i == 2 ? 'tuples_processed' : 'bytes_processed';
-	ok(!grep({ $copy_samples[$_][$i] < $copy_samples[ $_ - 1 ][$i] } 1 .. $#copy_samples),
-		"progress: $what never goes back");
-	cmp_ok($copy_samples[-1][$i], '>', $copy_samples[0][$i], "progress: $what grows");
+	skip 'no samples of pg_stat_progress_copy', 6 unless @copy_samples;
+	is($copy_samples[0][0], 'COPY TO', 'progress: pg_stat_progress_copy shows a COPY TO');
+	is($copy_samples[0][1], 'CALLBACK', 'progress: into a callback');
+	for my $i (2, 3)
+	{
+		my $what = $i == 2 ? 'tuples_processed' : 'bytes_processed';
+		ok(!grep({ $copy_samples[$_][$i] < $copy_samples[ $_ - 1 ][$i] } 1 .. $#copy_samples),
+			"progress: $what never goes back");
+		cmp_ok($copy_samples[-1][$i], '>', $copy_samples[0][$i], "progress: $what grows");
+	}
 }
 unlink $slow;
 is_deeply([ s3_open_uploads($prefix_big) ], [], 'progress: no open upload afterwards');
