@@ -66,6 +66,8 @@
 
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "common/file_perm.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -153,7 +155,8 @@ static bool
 idset_contains(const IdSet *set, const pg_uuid_t *id)
 {
 	return set->count > 0 &&
-		bsearch(id, set->ids, set->count, sizeof(pg_uuid_t), tracking_id_cmp) != NULL;
+		bsearch(id, set->ids, set->count, sizeof(pg_uuid_t),
+				tracking_id_cmp) != NULL;
 }
 
 static int
@@ -446,8 +449,9 @@ write_marks_file(const IdSet *set, TimestampTz round_start,
  * round_start: every tracking id its catalog knows, written to
  * pg_tsnap/marks/<database OID>.  Runs outside any transaction, in a
  * process connected to the database, and starts and commits its own.  A
- * database without tsnap gets an empty mark.  Raises on failure, leaving
- * the previous mark (which the sweep then finds stale) in place.
+ * database without tsnap gets an empty mark; one whose tsnap catalog
+ * cannot be read gets none.  Raises on failure, leaving the previous mark
+ * (which the sweep then finds stale) in place.
  */
 void
 tsnap_orphans_write_marks(TimestampTz round_start)
@@ -482,6 +486,15 @@ tsnap_orphans_write_marks(TimestampTz round_start)
 				   false, &set);
 		mark_query("SELECT key FROM tsnap.pending_deletes", true, &set);
 		tsnap_catalog_leave(&saved);
+	}
+	else if (OidIsValid(get_extension_oid("tsnap", true)))
+	{
+		/* an empty mark would give this database's objects away */
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot mark the objects of database \"%s\" because tsnap's catalog there is incomplete",
+						get_database_name(MyDatabaseId)),
+				 errhint("Until the extension is repaired or dropped, tsnap sweeps no orphaned objects.")));
 	}
 	idset_finish(&set);
 	write_marks_file(&set, round_start, read_at);
@@ -523,8 +536,9 @@ read_marks_file(Oid dboid, TimestampTz round_start, IdSet *set)
 		return why;
 	}
 	if (st.st_size < (off_t) (sizeof(MarksHeader) + sizeof(pg_crc32c)) ||
-		(st.st_size - sizeof(MarksHeader) - sizeof(pg_crc32c)) % sizeof(pg_uuid_t) != 0 ||
-		st.st_size > (off_t) MaxAllocHugeSize)
+		st.st_size > (off_t) MaxAllocHugeSize ||
+		(st.st_size - sizeof(MarksHeader) - sizeof(pg_crc32c)) %
+		sizeof(pg_uuid_t) != 0)
 	{
 		CloseTransientFile(fd);
 		return psprintf("file \"%s\" has an invalid size", path);
