@@ -7,7 +7,8 @@
  *	  ledger proper, which is the
  *	  only writer of tsnap.snapshots and tsnap.pending_deletes and holds the
  *	  retention rules (ledger.c), the deletes and sweeps of objects that
- *	  are no longer kept (retention.c), and the manifest beside each object
+ *	  are no longer kept (retention.c), the mark and sweep of objects that
+ *	  nothing records (orphans.c), and the manifest beside each object
  *	  (manifest.c) with its checksum (checksum.c).
  *
  * This folder calls common/, export/ (a format's suffix and fingerprint
@@ -164,5 +165,23 @@ extern void tsnap_manifest_write(TsnapStore *store,
 /* retention.c */
 extern void tsnap_delete_pending(TsnapKeyInFlight in_flight);
 extern void tsnap_sweep_abandoned_uploads(TsnapKeyInFlight in_flight);
+
+/*
+ * orphans.c: mark and sweep of the objects nothing records, for the
+ * housekeeping launcher.  Each round: note round_start; then list the
+ * databases (after round_start, so that none created before it is
+ * missed); in each (a process connected to it, outside any transaction)
+ * write its mark; then sweep from a process connected to no database,
+ * passing every database listed that may hold tsnap's objects.  One that
+ * could not be marked (it refused connections, its mark failed) must be
+ * passed too: its missing mark then stops the sweep, as it must, since
+ * its objects would otherwise look orphaned.  The sweep returns the number
+ * of objects deleted, or -1 when it deleted nothing because a mark was
+ * missing, damaged or older than round_start (see orphans.c for the
+ * rest).
+ */
+extern void tsnap_orphans_write_marks(TimestampTz round_start);
+extern int	tsnap_orphans_sweep(TimestampTz round_start, const Oid *dboids,
+								int ndboids, TsnapKeyInFlight in_flight);
 
 #endif							/* TSNAP_LEDGER_H */

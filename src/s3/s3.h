@@ -114,11 +114,20 @@ typedef struct tsnap_s3_client tsnap_s3_client;
 typedef struct tsnap_s3_upload tsnap_s3_upload;
 typedef struct tsnap_s3_get tsnap_s3_get;
 
+/*
+ * An object as a listing shows it.  last_modified is S3's LastModified in
+ * Unix seconds (the fraction dropped), or S3_TIME_UNKNOWN when the reply
+ * had none that parses: that value compares as later than any real time,
+ * so a check of an object's age keeps such an object.
+ */
+#define S3_TIME_UNKNOWN				INT64_MAX
+
 typedef struct tsnap_s3_object_info
 {
 	const char *key;
 	uint64_t	size;
 	const char *etag;
+	int64_t		last_modified;
 } tsnap_s3_object_info;
 
 typedef struct tsnap_s3_upload_info
@@ -161,6 +170,20 @@ extern bool tsnap_s3_delete_object(tsnap_s3_client *client, const char *key,
 extern bool tsnap_s3_list_objects(tsnap_s3_client *client, const char *prefix,
 								  tsnap_s3_object_cb cb, void *arg,
 								  tsnap_s3_error *err);
+
+/*
+ * One page of ListObjectsV2, for a caller that does its own work between
+ * pages: max_keys entries at most (0 = S3's default, 1000; more is
+ * S3_LIST_MAX_KEYS), from token (NULL = the first page).  *next_token gets
+ * the malloc'd token of the next page, or NULL after the last one.
+ */
+#define S3_LIST_MAX_KEYS			1000
+
+extern bool tsnap_s3_list_objects_page(tsnap_s3_client *client,
+									   const char *prefix, int max_keys,
+									   const char *token, char **next_token,
+									   tsnap_s3_object_cb cb, void *arg,
+									   tsnap_s3_error *err);
 extern bool tsnap_s3_list_multipart_uploads(tsnap_s3_client *client,
 											const char *prefix,
 											tsnap_s3_upload_cb cb, void *arg,

@@ -54,6 +54,7 @@ extern void tsnap_s3_strlcpy(char *dst, const char *src, size_t size);
 extern char *tsnap_s3_strdup(const char *s);
 extern int64_t tsnap_s3_now_ms(void);
 extern void tsnap_s3_amz_date(time_t t, char out[17]);
+extern bool tsnap_s3_parse_time(const char *s, int64_t *out);
 
 /* s3_sigv4.c: AWS Signature Version 4 */
 typedef struct tsnap_s3_sigv4_input

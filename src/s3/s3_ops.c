@@ -3,7 +3,8 @@
  * s3_ops.c
  *	  The S3 operations tsnap uses, one blocking call each: PutObject,
  *	  HeadObject, GetObject (streamed to a callback), DeleteObject,
- *	  ListObjectsV2 and ListMultipartUploads (all pages), Create, Complete
+ *	  ListObjectsV2 (all pages, or one at a time) and ListMultipartUploads
+ *	  (all pages), Create, Complete
  *	  and Abort of a multipart upload, and presigned URLs.  UploadPart has
  *	  no blocking form: the uploader (s3_upload.c) runs parts in parallel.
  *
@@ -15,6 +16,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -149,93 +151,121 @@ tsnap_s3_delete_object(tsnap_s3_client *c, const char *key,
 }
 
 /*
- * The pagination loop shared by ListObjectsV2 and ListMultipartUploads
- * (uploads = true): fetch the pages under prefix (NULL or "" = all) until
- * one is not truncated, and parse each with the matching s3_xml.c parser,
- * which calls object_cb or upload_cb once per entry in S3's order.
+ * One page of ListObjectsV2 or ListMultipartUploads (uploads = true) under
+ * prefix (NULL or "" = all), continuing from token and id_marker (NULL on
+ * the first page), at most max_keys entries (0 = S3's default).  The
+ * matching s3_xml.c parser calls object_cb or upload_cb once per entry in
+ * S3's order.  On success list holds the pagination state (the caller
+ * frees it with tsnap_s3_xml_list_free); a truncated page always has a
+ * token for the next.  On failure err is filled and list holds nothing.
  *
  * The two listings differ only in their names: ListObjectsV2 continues from
  * NextContinuationToken (continuation-token=), ListMultipartUploads from
  * NextKeyMarker and NextUploadIdMarker (key-marker=, upload-id-marker=).
+ * Memory is one page's reply, whatever the number of pages.
+ */
+static bool
+list_one_page(tsnap_s3_client *c, const char *prefix, bool uploads,
+			  int max_keys, const char *token, const char *id_marker,
+			  tsnap_s3_object_cb object_cb, tsnap_s3_upload_cb upload_cb,
+			  void *arg, tsnap_s3_xml_list *list, tsnap_s3_error *err)
+{
+	const char *operation = uploads ? "ListMultipartUploads" : "ListObjectsV2";
+	tsnap_s3_request req;
+	tsnap_s3_xfer x;
+	tsnap_s3_kv q[5];
+	int			nq = 0;
+	char		max_keys_text[16];
+	int			rc;
+
+	memset(list, 0, sizeof(*list));
+	q[nq].name = uploads ? "uploads" : "list-type";
+	q[nq++].value = uploads ? NULL : "2";
+	if (prefix && prefix[0])
+	{
+		q[nq].name = "prefix";
+		q[nq++].value = prefix;
+	}
+	if (token)
+	{
+		q[nq].name = uploads ? "key-marker" : "continuation-token";
+		q[nq++].value = token;
+	}
+	if (id_marker)
+	{
+		q[nq].name = "upload-id-marker";
+		q[nq++].value = id_marker;
+	}
+	if (max_keys > 0)
+	{
+		snprintf(max_keys_text, sizeof(max_keys_text), "%d", max_keys);
+		q[nq].name = uploads ? "max-uploads" : "max-keys";
+		q[nq++].value = max_keys_text;
+	}
+	request_init(&req, operation, "GET", NULL);
+	req.query = q;
+	req.nquery = nq;
+	if (!tsnap_s3_perform(c, &req, &x, err))
+	{
+		tsnap_s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
+		return false;
+	}
+	if (uploads)
+		rc = tsnap_s3_xml_list_uploads(x.reply.data, x.reply.len,
+									   upload_cb, arg, list);
+	else
+		rc = tsnap_s3_xml_list_objects(x.reply.data, x.reply.len,
+									   object_cb, arg, list);
+	tsnap_s3_xfer_cleanup(&x);
+	if (rc != 0)
+	{
+		tsnap_s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
+						   operation, prefix,
+						   rc > 0 ? "stopped by the callback" :
+						   "unexpected reply");
+		tsnap_s3_xml_list_free(list);
+		return false;
+	}
+	if (list->truncated &&
+		(list->next_token == NULL || list->next_token[0] == '\0'))
+	{
+		tsnap_s3_error_set(err, S3_ERR_INTERNAL, operation, prefix,
+						   "truncated reply without %s",
+						   uploads ? "NextKeyMarker" :
+						   "NextContinuationToken");
+		tsnap_s3_xml_list_free(list);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Every page of a listing (see list_one_page), until one is not
+ * truncated.
  */
 static bool
 list_pages(tsnap_s3_client *c, const char *prefix, bool uploads,
 		   tsnap_s3_object_cb object_cb, tsnap_s3_upload_cb upload_cb,
 		   void *arg, tsnap_s3_error *err)
 {
-	const char *operation = uploads ? "ListMultipartUploads" : "ListObjectsV2";
 	char	   *token = NULL;	/* continuation token, or key marker */
 	char	   *id_marker = NULL;	/* upload id marker (uploads only) */
 	bool		ok = true;
 
 	for (;;)
 	{
-		tsnap_s3_request req;
-		tsnap_s3_xfer x;
-		tsnap_s3_kv q[4];
-		int			nq = 0;
 		tsnap_s3_xml_list list;
-		int			rc;
 
-		q[nq].name = uploads ? "uploads" : "list-type";
-		q[nq++].value = uploads ? NULL : "2";
-		if (prefix && prefix[0])
-		{
-			q[nq].name = "prefix";
-			q[nq++].value = prefix;
-		}
-		if (token)
-		{
-			q[nq].name = uploads ? "key-marker" : "continuation-token";
-			q[nq++].value = token;
-		}
-		if (id_marker)
-		{
-			q[nq].name = "upload-id-marker";
-			q[nq++].value = id_marker;
-		}
-		request_init(&req, operation, "GET", NULL);
-		req.query = q;
-		req.nquery = nq;
-		if (!tsnap_s3_perform(c, &req, &x, err))
-		{
-			tsnap_s3_strlcpy(err->key, prefix ? prefix : "", sizeof(err->key));
-			ok = false;
-			break;
-		}
-		if (uploads)
-			rc = tsnap_s3_xml_list_uploads(x.reply.data, x.reply.len,
-										   upload_cb, arg, &list);
-		else
-			rc = tsnap_s3_xml_list_objects(x.reply.data, x.reply.len,
-										   object_cb, arg, &list);
-		tsnap_s3_xfer_cleanup(&x);
+		ok = list_one_page(c, prefix, uploads, 0, token, id_marker,
+						   object_cb, upload_cb, arg, &list, err);
 		free(token);
 		free(id_marker);
 		token = id_marker = NULL;
-		if (rc != 0)
-		{
-			tsnap_s3_error_set(err, rc > 0 ? S3_ERR_CALLBACK : S3_ERR_INTERNAL,
-							   operation, prefix,
-							   rc > 0 ? "stopped by the callback" :
-							   "unexpected reply");
-			tsnap_s3_xml_list_free(&list);
-			ok = false;
+		if (!ok)
 			break;
-		}
 		if (!list.truncated)
 		{
 			tsnap_s3_xml_list_free(&list);
-			break;
-		}
-		if (list.next_token == NULL || list.next_token[0] == '\0')
-		{
-			tsnap_s3_error_set(err, S3_ERR_INTERNAL, operation, prefix,
-							   "truncated reply without %s",
-							   uploads ? "NextKeyMarker" :
-							   "NextContinuationToken");
-			tsnap_s3_xml_list_free(&list);
-			ok = false;
 			break;
 		}
 		/* ListObjectsV2 pages have no upload id marker: it stays NULL. */
@@ -258,6 +288,38 @@ tsnap_s3_list_objects(tsnap_s3_client *c, const char *prefix,
 					  tsnap_s3_object_cb cb, void *arg, tsnap_s3_error *err)
 {
 	return list_pages(c, prefix, false, cb, NULL, arg, err);
+}
+
+/*
+ * One page of ListObjectsV2 (see s3.h): cb once per key of the page, then
+ * *next_token, malloc'd, or NULL when this was the last page.
+ */
+bool
+tsnap_s3_list_objects_page(tsnap_s3_client *c, const char *prefix,
+						   int max_keys, const char *token, char **next_token,
+						   tsnap_s3_object_cb cb, void *arg,
+						   tsnap_s3_error *err)
+{
+	tsnap_s3_xml_list list;
+
+	*next_token = NULL;
+	if (max_keys < 0 || max_keys > S3_LIST_MAX_KEYS)
+	{
+		tsnap_s3_error_set(err, S3_ERR_INVALID, "ListObjectsV2", prefix,
+						   "max_keys must be between 0 and %d",
+						   S3_LIST_MAX_KEYS);
+		return false;
+	}
+	if (!list_one_page(c, prefix, false, max_keys, token, NULL, cb, NULL, arg,
+					   &list, err))
+		return false;
+	if (list.truncated)
+	{
+		*next_token = list.next_token;
+		list.next_token = NULL;
+	}
+	tsnap_s3_xml_list_free(&list);
+	return true;
 }
 
 /*

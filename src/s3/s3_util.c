@@ -2,7 +2,8 @@
  *
  * s3_util.c
  *	  Small helpers of the S3 client: a growable string buffer, the URI
- *	  encoding that SigV4 and S3 require, hex and SHA-256, clocks.
+ *	  encoding that SigV4 and S3 require, hex and SHA-256, clocks, and the
+ *	  timestamps of S3's replies.
  *
  * tsnap_s3_buf owns its malloc'd data.  Appends never fail loudly: an
  * allocation failure sets buf->oom, later appends do nothing, and the
@@ -231,4 +232,88 @@ tsnap_s3_amz_date(time_t t, char out[17])
 
 	gmtime_r(&t, &tm);
 	strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* n decimal digits at s, into *out; false if any is not a digit */
+static bool
+read_digits(const char *s, int n, int *out)
+{
+	int			v = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * Days from 1970-01-01 to the given date of the proleptic Gregorian
+ * calendar (month 1-12), computed by hand: timegm() is not in C99, and
+ * mktime() would depend on the process's time zone.
+ */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t		era;
+	int64_t		yoe;
+	int64_t		doy;
+	int64_t		doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/*
+ * An S3 timestamp (ListObjectsV2's LastModified), ISO 8601 in UTC:
+ * "2026-11-30T10:01:24.000Z", the fraction optional.  *out gets Unix
+ * seconds, the fraction dropped (rounded down, so an object never looks
+ * older than it is by less than a second: callers that compare ages
+ * compare whole seconds).  Anything else, an offset other than Z
+ * included, returns false and leaves *out alone.
+ */
+bool
+tsnap_s3_parse_time(const char *s, int64_t *out)
+{
+	int			year,
+				month,
+				day,
+				hour,
+				minute,
+				second;
+	const char *p;
+
+	if (s == NULL || strlen(s) < 20 ||
+		!read_digits(s, 4, &year) || s[4] != '-' ||
+		!read_digits(s + 5, 2, &month) || s[7] != '-' ||
+		!read_digits(s + 8, 2, &day) || s[10] != 'T' ||
+		!read_digits(s + 11, 2, &hour) || s[13] != ':' ||
+		!read_digits(s + 14, 2, &minute) || s[16] != ':' ||
+		!read_digits(s + 17, 2, &second))
+		return false;
+	p = s + 19;
+	if (*p == '.')
+	{
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (strcmp(p, "Z") != 0)
+		return false;
+	if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||
+		minute > 59 || second > 60)
+		return false;
+	*out = days_from_civil(year, month, day) * 86400 +
+		hour * 3600 + minute * 60 + second;
+	return true;
 }

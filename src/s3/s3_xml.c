@@ -176,7 +176,7 @@ text_is_true(xmlNodePtr parent, const char *name)
  * element, and the children read from each entry, of which the first
  * nrequired must be present.  Both listings parse through list_page().
  */
-#define LIST_MAX_FIELDS 3
+#define LIST_MAX_FIELDS 4
 
 typedef struct list_shape
 {
@@ -190,12 +190,12 @@ typedef struct list_shape
 
 static const list_shape objects_shape = {
 	"ListBucketResult", "NextContinuationToken", NULL,
-	"Contents", {"Key", "Size", "ETag"}, 1
+	"Contents", {"Key", "Size", "ETag", "LastModified"}, 1
 };
 
 static const list_shape uploads_shape = {
 	"ListMultipartUploadsResult", "NextKeyMarker", "NextUploadIdMarker",
-	"Upload", {"Key", "UploadId", NULL}, 2
+	"Upload", {"Key", "UploadId", NULL, NULL}, 2
 };
 
 /* The caller's callback (the one that matches the listing) and its arg. */
@@ -267,7 +267,10 @@ list_page(const char *body, size_t len, const list_shape *shape,
 	return rc;
 }
 
-/* A <Contents> entry: Key, Size, ETag. */
+/*
+ * A <Contents> entry: Key, Size, ETag, LastModified.  A LastModified that
+ * is missing or does not parse is S3_TIME_UNKNOWN (see s3.h).
+ */
 static int
 deliver_object(char *const *fields, const list_walk *walk)
 {
@@ -276,6 +279,8 @@ deliver_object(char *const *fields, const list_walk *walk)
 	info.key = fields[0];
 	info.size = fields[1] ? strtoull(fields[1], NULL, 10) : 0;
 	info.etag = fields[2] ? fields[2] : "";
+	if (!tsnap_s3_parse_time(fields[3], &info.last_modified))
+		info.last_modified = S3_TIME_UNKNOWN;
 	return walk->object_cb && walk->object_cb(&info, walk->arg) != 0;
 }
 

@@ -3,8 +3,8 @@
  * store.h
  *	  The object store, as the rest of tsnap sees it: put an object as a
  *	  stream, read one as a stream (or whole, when it is small), check that
- *	  one exists, delete one, list and abort the uploads left open below a
- *	  prefix, and presign a download.  Backend-neutral; store_s3.c
+ *	  one exists, delete one, list the objects below a prefix, list and
+ *	  abort the uploads left open below a prefix, and presign a download.  Backend-neutral; store_s3.c
  *	  implements it with the plain-C S3 client in src/s3/, and is the only
  *	  file on the PostgreSQL side that includes s3/s3.h.
  *
@@ -21,6 +21,7 @@
 #define TSNAP_STORE_H
 
 #include "nodes/pg_list.h"
+#include "pgtime.h"
 
 /* the longest key an object store takes, in bytes (S3's limit) */
 #define TSNAP_OBJECT_KEY_MAX	1024
@@ -92,6 +93,23 @@ extern bool tsnap_store_exists(TsnapStore *store, const char *key);
 extern bool tsnap_store_delete(TsnapStore *store, const char *key,
 							   char **failure);
 extern List *tsnap_store_list_uploads(TsnapStore *store, const char *prefix);
+
+/*
+ * Every object below prefix, in key order: visit gets its key, its size
+ * and when it was last written (Unix seconds, as the store's clock saw it,
+ * rounded down; TSNAP_STORE_TIME_UNKNOWN, which is later than any time,
+ * when the store did not say), and returns false to stop the listing.
+ * Memory is one page of the listing (at most 1000 objects) whatever the
+ * number of objects; interrupts are served between pages; visit runs
+ * outside the store's client, so it may raise.  A failure raises.
+ */
+#define TSNAP_STORE_TIME_UNKNOWN	PG_INT64_MAX
+
+typedef bool (*TsnapStoreVisit) (const char *key, int64 size,
+								 pg_time_t last_modified, void *arg);
+
+extern void tsnap_store_list_objects(TsnapStore *store, const char *prefix,
+									 TsnapStoreVisit visit, void *arg);
 extern bool tsnap_store_abort_upload(TsnapStore *store,
 									 const TsnapOpenUpload *upload);
 

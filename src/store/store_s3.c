@@ -507,6 +507,132 @@ tsnap_store_list_uploads(TsnapStore *store, const char *prefix)
 }
 
 /*
+ * One page of a listing, collected inside the client's callback so that
+ * the caller's visit runs after the client has returned: PostgreSQL code
+ * may raise, and a longjmp out of the client would leak its reply and
+ * parsed document.  The callback allocates without raising (an allocation
+ * that fails stops the listing, and the error is raised afterwards).
+ */
+typedef struct ListedObject
+{
+	char	   *key;
+	int64		size;
+	pg_time_t	last_modified;
+} ListedObject;
+
+typedef struct ListPage
+{
+	MemoryContext cxt;			/* reset for every page */
+	ListedObject *objects;		/* S3_LIST_MAX_KEYS of them */
+	int			count;
+	bool		overflow;		/* the store sent more than it was asked */
+	bool		oom;
+} ListPage;
+
+StaticAssertDecl(TSNAP_STORE_TIME_UNKNOWN == S3_TIME_UNKNOWN,
+				 "store and S3 client disagree on an unknown time");
+
+static int
+collect_object(const tsnap_s3_object_info *obj, void *arg)
+{
+	ListPage   *page = (ListPage *) arg;
+	ListedObject *o;
+	size_t		len = strlen(obj->key);
+
+	if (page->count >= S3_LIST_MAX_KEYS)
+	{
+		page->overflow = true;
+		return 1;
+	}
+	o = &page->objects[page->count];
+	o->key = MemoryContextAllocExtended(page->cxt, len + 1, MCXT_ALLOC_NO_OOM);
+	if (o->key == NULL)
+	{
+		page->oom = true;
+		return 1;
+	}
+	memcpy(o->key, obj->key, len + 1);
+	o->size = obj->size > (uint64) PG_INT64_MAX ? PG_INT64_MAX : (int64) obj->size;
+	o->last_modified = obj->last_modified;
+	page->count++;
+	return 0;
+}
+
+/*
+ * Every object below prefix, page by page (see store.h).  Each page asks
+ * for at most S3_LIST_MAX_KEYS objects, and a reply with more is an error,
+ * so memory stays one page's however large the bucket is.
+ */
+void
+tsnap_store_list_objects(TsnapStore *store, const char *prefix,
+						 TsnapStoreVisit visit, void *arg)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	ListPage	page;
+	char	   *token = NULL;	/* palloc'd in callercxt */
+	bool		stop = false;
+
+	memset(&page, 0, sizeof(page));
+	page.cxt = AllocSetContextCreate(callercxt, "tsnap listing page",
+									 ALLOCSET_DEFAULT_SIZES);
+	while (!stop)
+	{
+		tsnap_s3_error err;
+		char	   *next = NULL;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(page.cxt);
+		page.objects = MemoryContextAlloc(page.cxt,
+										  sizeof(ListedObject) * S3_LIST_MAX_KEYS);
+		page.count = 0;
+		if (!tsnap_s3_list_objects_page(store->client, prefix,
+										S3_LIST_MAX_KEYS, token, &next,
+										collect_object, &page, &err))
+		{
+			if (page.oom)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory")));
+			if (page.overflow)
+				ereport(ERROR,
+						(errcode(ERRCODE_IO_ERROR),
+						 errmsg("could not list objects under prefix \"%s\" in bucket \"%s\"",
+								prefix, store->bucket),
+						 errdetail("A page of the listing held more than the %d objects asked for.",
+								   S3_LIST_MAX_KEYS)));
+			raise_error(store, &err, ERROR);
+		}
+		if (token)
+			pfree(token);
+		token = NULL;
+		if (next)
+		{
+			size_t		len = strlen(next);
+
+			/* the client's malloc'd token is freed before anything raises */
+			token = MemoryContextAllocExtended(callercxt, len + 1,
+											   MCXT_ALLOC_NO_OOM);
+			if (token)
+				memcpy(token, next, len + 1);
+			free(next);
+			if (token == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory")));
+		}
+		for (i = 0; i < page.count && !stop; i++)
+			stop = !visit(page.objects[i].key, page.objects[i].size,
+						  page.objects[i].last_modified, arg);
+		if (token == NULL)
+			break;
+	}
+	if (token)
+		pfree(token);
+	MemoryContextDelete(page.cxt);
+}
+
+/*
  * Abort an open upload; true if this call aborted it.  Failures other than
  * "not found" are warnings.
  */

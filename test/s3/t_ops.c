@@ -4,7 +4,8 @@
  *	  Integration test of the single S3 operations against a live endpoint
  *	  (default: the local Ceph RGW): awkward keys round-trip through Put,
  *	  Head, Get, List and Delete; a wrong secret fails with a clear error
- *	  that does not leak it; ListObjectsV2 pages past 1,000 keys; presigned
+ *	  that does not leak it; ListObjectsV2 pages past 1,000 keys, and page
+ *	  by page with a small max-keys (keys, sizes, LastModified); presigned
  *	  URLs work; an interrupt stops a transfer.
  *
  * Every object lives under a unique per-run prefix and is deleted at the
@@ -214,6 +215,118 @@ test_listing(tsnap_s3_client *c)
 	ok(tsnap_s3_list_objects(c, lp, list_cb, &lc, &err) && lc.count == 0, "prefix is empty again");
 }
 
+/* What one page of a page-by-page listing delivered. */
+typedef struct page_check
+{
+	int			count;			/* entries on this page */
+	char		keys[4][512];
+	uint64_t	sizes[4];
+	int64_t		mtimes[4];
+} page_check;
+
+static int
+page_cb(const tsnap_s3_object_info *o, void *arg)
+{
+	page_check *p = arg;
+
+	if (p->count < 4)
+	{
+		tsnap_s3_strlcpy(p->keys[p->count], o->key, sizeof(p->keys[0]));
+		p->sizes[p->count] = o->size;
+		p->mtimes[p->count] = o->last_modified;
+	}
+	p->count++;
+	return 0;
+}
+
+/*
+ * tsnap_s3_list_objects_page: two objects under a prefix and one beside
+ * it (its key shares the prefix's text up to the slash), listed one key
+ * per page, so every page but the last continues from a token.
+ */
+static void
+test_list_pages(tsnap_s3_client *c)
+{
+	char		lp[300];
+	char		inside[2][512];
+	char		outside[512];
+	const char *bodies[2] = {"abc", "hello"};
+	tsnap_s3_error	err;
+	char	   *token = NULL;
+	int			pages = 0;
+	int			seen = 0;
+	bool		pages_ok = true;
+	bool		keys_ok = true;
+	bool		time_ok = true;
+	bool		one_per_page = true;
+	time_t		now = time(NULL);
+	int			i;
+	page_check	p;
+
+	snprintf(lp, sizeof(lp), "%spages/", prefix);
+	snprintf(inside[0], sizeof(inside[0]), "%sa", lp);
+	snprintf(inside[1], sizeof(inside[1]), "%sb b", lp);
+	snprintf(outside, sizeof(outside), "%spages.outside", prefix);
+	for (i = 0; i < 2; i++)
+		ok(tsnap_s3_put_object(c, inside[i], bodies[i], strlen(bodies[i]), NULL, NULL, 0, &err),
+		   "put %s", inside[i] + strlen(prefix));
+	ok(tsnap_s3_put_object(c, outside, "x", 1, NULL, NULL, 0, &err), "put an object outside the prefix");
+
+	do
+	{
+		char	   *next = NULL;
+
+		memset(&p, 0, sizeof(p));
+		if (!tsnap_s3_list_objects_page(c, lp, 1, token, &next, page_cb, &p, &err))
+		{
+			diag("%s", errstr(&err));
+			pages_ok = false;
+			break;
+		}
+		free(token);
+		token = next;
+		pages++;
+		if (p.count > 1)
+			one_per_page = false;
+		for (i = 0; i < p.count && i < 4; i++, seen++)
+		{
+			if (seen >= 2 || strcmp(p.keys[i], inside[seen]) != 0 ||
+				p.sizes[i] != strlen(bodies[seen]))
+				keys_ok = false;
+			if (p.mtimes[i] == S3_TIME_UNKNOWN ||
+				p.mtimes[i] < (int64_t) now - 60 || p.mtimes[i] > (int64_t) now + 60)
+			{
+				diag("LastModified %lld, now %lld", (long long) p.mtimes[i], (long long) now);
+				time_ok = false;
+			}
+		}
+	} while (token != NULL && pages < 10);
+	free(token);
+	ok(pages_ok, "ListObjectsV2 page by page with max-keys 1");
+	ok(pages >= 2, "the listing continued from a token (%d pages)", pages);
+	ok(one_per_page, "no page held more than max-keys entries");
+	ok(keys_ok && seen == 2, "exactly the two keys under the prefix, in order, with their sizes");
+	ok(time_ok, "LastModified within a minute of now");
+
+	memset(&p, 0, sizeof(p));
+	ok(tsnap_s3_list_objects_page(c, lp, 0, NULL, &token, page_cb, &p, &err) &&
+	   p.count == 2 && token == NULL, "one page of S3's default size holds both, and ends");
+	free(token);
+	token = NULL;
+	ok(!tsnap_s3_list_objects_page(c, lp, S3_LIST_MAX_KEYS + 1, NULL, &token, page_cb, &p, &err) &&
+	   err.kind == S3_ERR_INVALID && token == NULL, "max-keys above 1000 is refused");
+	{
+		int			n = 2;			/* stop_after_3 stops at its first call */
+
+		ok(!tsnap_s3_list_objects_page(c, lp, 0, NULL, &token, stop_after_3, &n, &err) &&
+		   err.kind == S3_ERR_CALLBACK && n == 3 && token == NULL,
+		   "the callback stops a page");
+	}
+	for (i = 0; i < 2; i++)
+		tsnap_s3_delete_object(c, inside[i], &err);
+	tsnap_s3_delete_object(c, outside, &err);
+}
+
 static size_t
 curl_mem(char *data, size_t size, size_t n, void *arg)
 {
@@ -329,6 +442,7 @@ main(void)
 	test_wrong_secret();
 	test_presign(c);
 	test_errors(c);
+	test_list_pages(c);
 	test_listing(c);
 	tsnap_s3_client_free(c);
 	return done_testing();
