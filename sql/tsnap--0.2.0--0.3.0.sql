@@ -7,9 +7,10 @@
  * Snapshot jobs (issue 13).  tsnap_snapshot_async starts a job and returns
  * its id; tsnap_wait and tsnap_cancel take the id; tsnap.jobs shows the
  * jobs in flight (from shared memory) and those tsnap.job_history keeps.
- * Only tsnap's C code, as the catalog owner, reads and writes the history:
- * its rows hold other roles' errors, which the view shows only to the role
- * that requested the job.  Job ids come from tsnap.job_id_seq.
+ * Only tsnap's C code, as the catalog owner, reads and writes the history
+ * and the requests: their rows hold other roles' errors and requests, which
+ * the view shows only as far as the caller may see them.  Job ids come from
+ * tsnap.job_id_seq.
  */
 CREATE SEQUENCE tsnap.job_id_seq;
 REVOKE ALL ON SEQUENCE tsnap.job_id_seq FROM PUBLIC;
@@ -35,11 +36,20 @@ CREATE TABLE tsnap.job_history (
 	error_sqlstate text,
 	error_message text,
 	error_detail text,
-	error_hint	text,
-	request		bytea			-- to start the job again after a restart
+	error_hint	text
 );
 CREATE INDEX job_history_finished_at ON tsnap.job_history (finished_at);
 REVOKE ALL ON tsnap.job_history FROM PUBLIC;
+
+-- The request of each tsnap_snapshot_async miss, written in its caller's
+-- transaction: a job is as durable as the transaction that asked for it.
+CREATE TABLE tsnap.job_requests (
+	job_id		int8 PRIMARY KEY,
+	requested_at timestamptz NOT NULL,
+	rows_estimate int8 NOT NULL,
+	request		bytea NOT NULL	-- to queue the job again after a crash or restart
+);
+REVOKE ALL ON tsnap.job_requests FROM PUBLIC;
 
 -- Not strict: a NULL compression means tsnap.compression.
 CREATE FUNCTION tsnap_snapshot_async(tbl regclass, compression text DEFAULT NULL)

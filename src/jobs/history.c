@@ -4,27 +4,31 @@
  *	  The durable record of snapshot jobs, tsnap.job_history, which this
  *	  file alone reads and writes, as the catalog owner.
  *
- * Shared memory holds the jobs in flight (queue.c, pool.c); this table
- * holds what must outlive a restart or a crash, and what callers may read
- * after shared memory has let a job go:
+ * Shared memory holds the jobs in flight (queue.c, pool.c); two tables hold
+ * what must outlive a restart or a crash, and what callers may read after
+ * shared memory has let a job go:
  *
- * - a detached job (tsnap_snapshot_async) is written as running when a
- *	 worker takes it, with its request, so that a crash or restart leaves a
- *	 trace from which the housekeeping launcher starts it again
- *	 (tsnap_jobs_maintain), up to tsnap.job_max_attempts;
- * - every job a worker ends is written with its end: key, counts, or the
+ * - tsnap.job_requests: the request of every tsnap_snapshot_async miss,
+ *	 written by its caller in the caller's transaction, so that a job is as
+ *	 durable as the transaction that asked for it: once that commits, a
+ *	 crash or restart before the job ends leaves the row, from which the
+ *	 housekeeping (tsnap_jobs_maintain) queues the job again, up to
+ *	 tsnap.job_max_attempts.  Workers never write this table, so they never
+ *	 wait for a caller's open transaction; the housekeeping deletes a row
+ *	 once its job's end is recorded.
+ * - tsnap.job_history: every job a worker takes, as running (so that the
+ *	 attempts survive a crash), and every job's end: key, counts, or the
  *	 error's SQLSTATE, message, detail and hint, so that tsnap_wait raises it
- *	 as it was;
- * - an asynchronous hit is written by its caller, in its own transaction,
- *	 already succeeded;
- * - a job whose end nobody could write (its worker died, it was cancelled
- *	 while queued) is written by the next housekeeping;
- * - finished jobs older than tsnap.job_history_max_age are pruned.
+ *	 as it was.  An asynchronous hit is written by its caller, already
+ *	 succeeded; an end nobody could write (its worker died, it was cancelled
+ *	 while queued) by the next housekeeping.  Finished jobs older than
+ *	 tsnap.job_history_max_age are pruned.
  *
- * A job is written as a whole row each time (an upsert by job id), so that
- * no order of writes can leave a row half old.  The request is kept as the
- * bytes of TsnapBuildRequest: only this library reads it back, and a row
- * whose bytes are not of this build's size is failed, not guessed at.
+ * A job is written to the history as a whole row each time (an upsert by
+ * job id), so that no order of writes can leave a row half old.  The
+ * request is kept as the bytes of TsnapBuildRequest: only this library
+ * reads it back, and a row whose bytes are not of this build's size is
+ * failed, not guessed at.
  *
  *-------------------------------------------------------------------------
  */
@@ -95,9 +99,8 @@ tsnap_history_next_id(void)
 #define HISTORY_COLUMNS "job_id, tbl, table_name, requested_by, state, " \
 	"attempts, requested_at, started_at, finished_at, rows_version, key, " \
 	"compression, rows_done, bytes_done, parts_done, rows_estimate, " \
-	"worker_pid, error_sqlstate, error_message, error_detail, error_hint, " \
-	"request"
-#define NCOLUMNS 22
+	"worker_pid, error_sqlstate, error_message, error_detail, error_hint"
+#define NCOLUMNS 21
 
 static Datum
 timestamp_or_null(TimestampTz t, char *null)
@@ -124,15 +127,13 @@ tsnap_history_record(const RequestSlot *job)
 		INT8OID, OIDOID, TEXTOID, OIDOID, TEXTOID,
 		INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
 		TEXTOID, INT8OID, INT8OID, INT4OID, INT8OID,
-		INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		BYTEAOID
+		INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID
 	};
 	Datum		values[NCOLUMNS];
 	char		nulls[NCOLUMNS + 1];
 	TsnapCatalogUser saved;
 	char	   *relname = get_rel_name(job->request.relid);
 	ErrorData	edata;
-	bytea	   *request;
 	bool		done = job->state == SLOT_DONE;
 	bool		pushed;
 
@@ -172,16 +173,12 @@ tsnap_history_record(const RequestSlot *job)
 	values[18] = text_or_null(edata.message, &nulls[18]);
 	values[19] = text_or_null(edata.detail, &nulls[19]);
 	values[20] = text_or_null(edata.hint, &nulls[20]);
-	request = palloc(VARHDRSZ + sizeof(TsnapBuildRequest));
-	SET_VARSIZE(request, VARHDRSZ + sizeof(TsnapBuildRequest));
-	memcpy(VARDATA(request), &job->request, sizeof(TsnapBuildRequest));
-	values[21] = PointerGetDatum(request);
 
 	tsnap_catalog_enter_or_raise(&saved);
 	pushed = tsnap_push_snapshot_if_none();
 	tsnap_exec("INSERT INTO tsnap.job_history AS h (" HISTORY_COLUMNS ") "
 			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-			   "$13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
+			   "$13, $14, $15, $16, $17, $18, $19, $20, $21) "
 			   "ON CONFLICT (job_id) DO UPDATE SET "
 			   "table_name = COALESCE(EXCLUDED.table_name, h.table_name), "
 			   "state = EXCLUDED.state, attempts = EXCLUDED.attempts, "
@@ -199,6 +196,52 @@ tsnap_history_record(const RequestSlot *job)
 			   NCOLUMNS, (Oid *) types, values, nulls);
 	if (pushed)
 		PopActiveSnapshot();
+	tsnap_catalog_leave(&saved);
+}
+
+/*
+ * Write job (queued again, or failed) unless the history holds its end
+ * already: the worker of an attempt nobody knew of may have written it.
+ * True if it was written.  In a transaction, as the catalog owner.
+ */
+static bool
+record_if_unfinished(const RequestSlot *job)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job->job_id)};
+
+	if (tsnap_query_oids("SELECT tbl FROM tsnap.job_history"
+						 " WHERE job_id OPERATOR(pg_catalog.=) $1"
+						 " AND state OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled}')",
+						 1, types, values) != NIL)
+		return false;
+	tsnap_history_record(job);
+	return true;
+}
+
+/*
+ * Write the request of a new asynchronous job to tsnap.job_requests, in the
+ * caller's transaction (see the header).
+ */
+void
+tsnap_history_record_request(const RequestSlot *job)
+{
+	Oid			types[4] = {INT8OID, TIMESTAMPTZOID, INT8OID, BYTEAOID};
+	Datum		values[4];
+	TsnapCatalogUser saved;
+	bytea	   *request;
+
+	request = palloc(VARHDRSZ + sizeof(TsnapBuildRequest));
+	SET_VARSIZE(request, VARHDRSZ + sizeof(TsnapBuildRequest));
+	memcpy(VARDATA(request), &job->request, sizeof(TsnapBuildRequest));
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = TimestampTzGetDatum(job->requested_at);
+	values[2] = Int64GetDatum(job->rows_estimate);
+	values[3] = PointerGetDatum(request);
+	tsnap_catalog_enter_or_raise(&saved);
+	tsnap_exec("INSERT INTO tsnap.job_requests"
+			   " (job_id, requested_at, rows_estimate, request)"
+			   " VALUES ($1, $2, $3, $4)", 4, types, values, NULL);
 	tsnap_catalog_leave(&saved);
 }
 
@@ -422,12 +465,13 @@ record_unrecorded(void)
 }
 
 /*
- * Housekeeping, step 2: detached jobs the history says are queued or
- * running, but that shared memory does not hold, were interrupted by a
- * restart or a crash.  Each goes back to the queue if it has attempts
+ * Housekeeping, step 2: asynchronous jobs whose request is recorded and
+ * whose end is not, but that shared memory does not hold, were interrupted
+ * by a restart or a crash.  Each goes back to the queue if it has attempts
  * left (returned, to be queued once this transaction commits), else it
- * fails.  The row is changed first, with a check of its state, so that a
- * job whose worker recorded its end in the meantime is left alone.
+ * fails.  The history row is changed first, with a check of its state, so
+ * that a job whose worker recorded its end in the meantime is left alone.
+ * Requests of jobs whose end is recorded are deleted.
  */
 static List *
 restart_interrupted(void)
@@ -441,13 +485,18 @@ restart_interrupted(void)
 	int			rc;
 
 	tsnap_catalog_enter_or_raise(&saved);
+	tsnap_exec("DELETE FROM tsnap.job_requests r USING tsnap.job_history h"
+			   " WHERE h.job_id OPERATOR(pg_catalog.=) r.job_id"
+			   " AND h.state OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled}')",
+			   0, NULL, NULL, NULL);
 	SPI_connect();
-	rc = SPI_execute("SELECT job_id, attempts, request, rows_estimate,"
-					 " requested_at FROM tsnap.job_history"
-					 " WHERE state OPERATOR(pg_catalog.=) ANY ('{queued,running}')"
-					 " ORDER BY job_id", true, 0);
+	rc = SPI_execute("SELECT r.job_id, COALESCE(h.attempts, 0) AS attempts,"
+					 " r.request, r.rows_estimate, r.requested_at"
+					 " FROM tsnap.job_requests r LEFT JOIN tsnap.job_history h"
+					 " ON h.job_id OPERATOR(pg_catalog.=) r.job_id"
+					 " ORDER BY r.job_id", true, 0);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read tsnap.job_history: %s",
+		elog(ERROR, "could not read tsnap.job_requests: %s",
 			 SPI_result_code_string(rc));
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -463,6 +512,8 @@ restart_interrupted(void)
 		job->attempts = (int) column_int(t, d, "attempts");
 		job->rows_estimate = column_int(t, d, "rows_estimate");
 		job->requested_at = column_timestamp(t, d, "requested_at");
+		job->state = SLOT_QUEUED;
+		job->detached = true;
 		/* a request of another build's layout is not read */
 		if (bytes && VARSIZE_ANY_EXHDR(bytes) == sizeof(TsnapBuildRequest))
 			memcpy(&job->request, VARDATA_ANY(bytes), sizeof(TsnapBuildRequest));
@@ -476,32 +527,25 @@ restart_interrupted(void)
 	foreach(lc, rows)
 	{
 		RequestSlot *job = lfirst(lc);
-		Oid			types[2] = {INT8OID, TEXTOID};
-		Datum		values[2];
-		bool		retry;
 
 		if (tsnap_jobs_slot_of(job->job_id, 0) >= 0)
 			continue;			/* in flight */
-		retry = job->attempts < tsnap_job_max_attempts &&
-			job->request.dboid == MyDatabaseId;
-		values[0] = Int64GetDatum(job->job_id);
-		values[1] = CStringGetTextDatum(psprintf(_("tsnap job was interrupted %d times by a restart, a crash or its worker's exit"),
-												 job->attempts));
-		if (retry)
+		if (job->attempts >= tsnap_job_max_attempts ||
+			job->request.dboid != MyDatabaseId)
 		{
-			if (tsnap_query_oids("UPDATE tsnap.job_history SET state = 'queued'"
-								 " WHERE job_id OPERATOR(pg_catalog.=) $1"
-								 " AND state OPERATOR(pg_catalog.=) ANY ('{queued,running}')"
-								 " RETURNING tbl", 1, types, values) != NIL)
-				restart = lappend(restart, job);
+			TsnapFlatError error;
+
+			tsnap_error_set(&error, ERRCODE_ADMIN_SHUTDOWN,
+							_("tsnap job was interrupted by a restart, a crash or its worker's exit"),
+							psprintf(_("The job was tried %d times (tsnap.job_max_attempts)."),
+									 job->attempts == INT_MAX ? 0 : job->attempts));
+			job->error = error;
+			job->state = SLOT_FAILED;
+			job->finished_at = GetCurrentTimestamp();
 		}
-		else
-			(void) tsnap_query_oids("UPDATE tsnap.job_history SET state = 'failed',"
-									" finished_at = pg_catalog.now(),"
-									" error_sqlstate = '57P01', error_message = $2"
-									" WHERE job_id OPERATOR(pg_catalog.=) $1"
-									" AND state OPERATOR(pg_catalog.=) ANY ('{queued,running}')"
-									" RETURNING tbl", 2, types, values);
+		job->request.dboid = MyDatabaseId;
+		if (record_if_unfinished(job) && job->state == SLOT_QUEUED)
+			restart = lappend(restart, job);
 	}
 	tsnap_catalog_leave(&saved);
 	return restart;
@@ -522,6 +566,8 @@ prune(void)
 			   " OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))",
 			   1, types, values, NULL);
 	tsnap_catalog_leave(&saved);
+	tsnap_jobs_forget(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  -(int64) tsnap_job_history_max_age * 1000));
 }
 
 /*

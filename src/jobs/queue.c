@@ -511,6 +511,7 @@ tsnap_jobs_submit(const TsnapBuildRequest *request, int64 rows_estimate)
 	uint64		generation;
 	int			idx;
 	int64		job_id;
+	RequestSlot copy;
 
 	job.request = request;
 	job.rows_estimate = rows_estimate;
@@ -520,8 +521,13 @@ tsnap_jobs_submit(const TsnapBuildRequest *request, int64 rows_estimate)
 
 	idx = enter_job(&job, &generation);
 	LWLockAcquire(tsnap_jobs->lock, LW_SHARED);
-	job_id = tsnap_jobs->slots[idx].job_id;
+	copy = tsnap_jobs->slots[idx];
 	LWLockRelease(tsnap_jobs->lock);
+	job_id = copy.job_id;
+
+	/* a job of its own: durable once this transaction commits */
+	if (job_id == job.job_id)
+		tsnap_history_record_request(&copy);
 
 	/*
 	 * Never raises for want of a worker: the job is queued already, and
@@ -771,6 +777,28 @@ tsnap_jobs_slot_of(int64 job_id, uint64 generation)
 		idx = -1;
 	LWLockRelease(tsnap_jobs->lock);
 	return idx;
+}
+
+/*
+ * Let go of the finished jobs of this database that are recorded, nobody
+ * waits for, and finished before cutoff: the history has pruned them, or
+ * will.
+ */
+void
+tsnap_jobs_forget(TimestampTz cutoff)
+{
+	int			i;
+
+	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < tsnap_jobs->nslots; i++)
+	{
+		RequestSlot *s = &tsnap_jobs->slots[i];
+
+		if (SLOT_FINISHED(s->state) && s->recorded && s->waiters <= 0 &&
+			s->request.dboid == MyDatabaseId && s->finished_at < cutoff)
+			s->state = SLOT_FREE;
+	}
+	LWLockRelease(tsnap_jobs->lock);
 }
 
 /*

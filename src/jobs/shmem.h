@@ -118,6 +118,7 @@ extern void tsnap_jobs_cancelled_error(int64 job_id, TsnapFlatError *error);
 extern bool tsnap_history_available(void);
 extern int64 tsnap_history_next_id(void);
 extern void tsnap_history_record(const RequestSlot *job);
+extern void tsnap_history_record_request(const RequestSlot *job);
 extern bool tsnap_history_lookup(int64 job_id, RequestSlot *job,
 								 char **table_name);
 extern bool tsnap_history_cancel_interrupted(int64 job_id);
@@ -130,6 +131,7 @@ extern RequestSlot *tsnap_jobs_copy_all(int *n);
 extern bool tsnap_jobs_visible(Oid userid, Oid requested_by, Oid relid);
 extern int	tsnap_jobs_slot_of(int64 job_id, uint64 generation);
 extern void tsnap_jobs_restore(const RequestSlot *job);
+extern void tsnap_jobs_forget(TimestampTz cutoff);
 extern const char *tsnap_jobs_state_name(int state);
 
 /* pool.c, for queue.c */
