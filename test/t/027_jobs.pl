@@ -17,7 +17,7 @@
 #  (e) a caller that disconnects: its job still succeeds;
 #  (f) a job whose worker is terminated runs again (attempts 2);
 #  (g) jobs of two databases run in arrival order across both;
-#  (h) a job a crash interrupted runs again after the restart, started by
+#  (h) a job a crash interrupted (running, or still queued) runs again after the restart, started by
 #      the housekeeping of a later request in its database, or can be
 #      cancelled before that;
 #  (i) tsnap_snapshot_async in a read-only transaction: 25006.
@@ -476,6 +476,31 @@ is($job_k->{attempts}, '2', 'crash: in its second attempt');
 ok(object_at($job_k->{key}), 'crash: its object is there');
 ($state, $out, $err) = psql_sqlstate($node, "SELECT tsnap_wait($id_k, '10s')");
 is($out, $job_k->{key} // 'no key', 'crash: tsnap_wait returns its key') or diag($err);
+
+# a job still queued at the crash, which no worker had taken, runs again
+# too: its request was recorded when the transaction that asked committed
+make_table($node, 'cq1', 1000);
+make_table($node, 'cq2', 10);
+my $gate_q1 = gate($node, 'cq1');
+my $id_q1 = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('cq1')");
+ok(poll_until(60, sub { state_of($node, $id_q1) eq 'running' }),
+	'crash, queued: the first job runs');
+my $id_q2 = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('cq2')");
+is(state_of($node, $id_q2), 'queued', 'crash, queued: the second waits in the queue');
+$kpid = job($node, $id_q1)->{worker_pid};
+ok(kill('KILL', $kpid), "crash, queued: SIGKILL the first job's worker ($kpid)");
+finish_psql($gate_q1->{bg});
+$node->poll_query_until('postgres', 'SELECT true')
+  or die 'server did not come back after the crash';
+$node->safe_psql('postgres', 'UPDATE trigger SET pad = pad WHERE id = 1');
+$node->safe_psql('postgres', "SELECT tsnap_snapshot('trigger')");
+ok(poll_until(60, sub { state_of($node, $id_q2) eq 'succeeded' }),
+	'crash, queued: the job that was queued runs after the restart');
+ok(poll_until(60, sub { state_of($node, $id_q1) eq 'succeeded' }),
+	'crash, queued: and so does the one that was running');
+($state, $out, $err) = psql_sqlstate($node, "SELECT tsnap_wait($id_q2, '10s')");
+is($out, job($node, $id_q2)->{key} // 'no key', 'crash, queued: tsnap_wait returns its key')
+  or diag($err);
 
 # a job a crash interrupted can be cancelled before it runs again
 make_table($node, 'k2', 1000);
