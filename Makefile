@@ -17,6 +17,7 @@ OBJS = \
 	src/common/error_transport.o \
 	src/common/errors.o \
 	src/common/relation_checks.o \
+	src/common/run_caught.o \
 	src/tracking/bump.o \
 	src/tracking/inheritance.o \
 	src/tracking/shards.o \
