@@ -165,4 +165,20 @@ extern void tsnap_manifest_write(TsnapStore *store,
 extern void tsnap_delete_pending(TsnapKeyInFlight in_flight);
 extern void tsnap_sweep_abandoned_uploads(TsnapKeyInFlight in_flight);
 
+/*
+ * orphans.c: mark and sweep of the objects no database records (those of
+ * dropped databases and of untracked or dropped tables), for the launcher.
+ * write_marks runs in a process connected to one database, outside a
+ * transaction, and records the tracking ids this database knows (none if
+ * tsnap is not installed here) in pg_tsnap/marks/<dboid>.  sweep runs in a
+ * process connected to no database: if every database in dboids has marks
+ * of this round, it deletes the objects under the cluster prefix whose
+ * tracking id no database marked and that were last modified before
+ * round_start - tsnap.keep_for; it returns the number deleted, or -1 if it
+ * swept nothing because marks were missing.
+ */
+extern void tsnap_orphans_write_marks(TimestampTz round_start);
+extern int	tsnap_orphans_sweep(TimestampTz round_start, const Oid *dboids,
+								int ndboids, TsnapKeyInFlight in_flight);
+
 #endif							/* TSNAP_LEDGER_H */
