@@ -35,6 +35,7 @@ OBJS = \
 	src/ledger/ledger.o \
 	src/ledger/lookup.o \
 	src/ledger/manifest.o \
+	src/ledger/orphans.o \
 	src/ledger/retention.o \
 	src/build/build.o \
 	src/jobs/history.o \
