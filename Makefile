@@ -42,6 +42,10 @@ OBJS = \
 	src/jobs/pool.o \
 	src/jobs/queue.o \
 	src/jobs/worker.o \
+	src/launcher/housekeeper.o \
+	src/launcher/launcher.o \
+	src/launcher/shared.o \
+	src/launcher/sweeper.o \
 	src/snapshot/snapshot.o \
 	src/restore/access.o \
 	src/restore/history.o \
