@@ -45,6 +45,7 @@ OBJS = \
 	src/launcher/housekeeper.o \
 	src/launcher/launcher.o \
 	src/launcher/shared.o \
+	src/launcher/steps.o \
 	src/launcher/sweeper.o \
 	src/snapshot/snapshot.o \
 	src/restore/access.o \

@@ -26,7 +26,7 @@
  *
  * An object store that is out: the sweep of abandoned uploads asks it
  * every time, so its failure or success tells whether the store answers
- * (shared.c logs the outage once); after such a failure the queued deletes
+ * (steps.c logs an outage once); after such a failure the queued deletes
  * wait for the next round rather than each failing with a warning.
  *
  *-------------------------------------------------------------------------
@@ -168,30 +168,6 @@ delete_pending(void *arg)
 	tsnap_delete_pending(tsnap_jobs_key_in_flight);
 }
 
-/*
- * Run one step; a failure is logged (an object store's as an outage, for
- * steps that talk to it) and does not stop the visit.  Returns whether the
- * step succeeded.
- */
-static bool
-step(void (*fn) (void *arg), void *arg, bool talks_to_store)
-{
-	ErrorData  *edata;
-
-	if (tsnap_run_caught(fn, arg, false, &edata))
-	{
-		if (talks_to_store)
-			tsnap_launcher_store_answered();
-		return true;
-	}
-	if (talks_to_store && tsnap_launcher_is_store_error(edata))
-		tsnap_launcher_store_failed(edata);
-	else
-		tsnap_launcher_log_failure(edata);
-	FreeErrorData(edata);
-	return false;
-}
-
 static bool
 release_has_jobs(const char *version)
 {
@@ -239,25 +215,29 @@ tsnap_housekeeper_main(Datum arg)
 	error_context_stack = &context;
 
 	pgstat_report_activity(STATE_RUNNING, "tsnap housekeeping");
-	if (!step(learn_visit, &visit, false))
+	if (!tsnap_launcher_step(learn_visit, &visit))
 		proc_exit(0);
 	context.arg = visit.dbname;
 
-	if (step(write_marks, &visit, false))
+	if (tsnap_launcher_step(write_marks, &visit))
 		tsnap_launcher_report_marked(visit_number);
 
 	if (visit.extversion != NULL && !visit.is_template &&
 		tsnap_s3_bucket != NULL && tsnap_s3_bucket[0] != '\0' &&
 		tsnap_jobs_begin_housekeeping(MyDatabaseId))
 	{
-		bool		store_answers;
+		bool		store_failed;
 
 		if (release_has_jobs(visit.extversion))
-			(void) step(maintain_jobs, NULL, false);
-		store_answers = step(sweep_abandoned_uploads, NULL, true);
-		(void) step(apply_retention, NULL, false);
-		if (store_answers)
-			(void) step(delete_pending, NULL, true);
+			(void) tsnap_launcher_step(maintain_jobs, NULL);
+		/* the sweep lists the open uploads: it asks the store every time */
+		if (tsnap_launcher_store_step(sweep_abandoned_uploads, NULL,
+									  &store_failed) && !store_failed)
+			tsnap_launcher_store_answered();
+		(void) tsnap_launcher_step(apply_retention, NULL);
+		if (!store_failed)
+			(void) tsnap_launcher_store_step(delete_pending, NULL,
+											 &store_failed);
 	}
 
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -7,7 +7,8 @@
  *	  no database records (launcher.c); the housekeeper (housekeeper.c); the
  *	  sweeper (sweeper.c); and the shared memory through which the launcher
  *	  hands them the round and they report back, with the state of an
- *	  object store outage (shared.c).
+ *	  object store outage (shared.c); and the steps they run, whose
+ *	  failures are logged without ending the process (steps.c).
  *
  * This folder calls jobs/ (queued jobs, a database's housekeeping, keys in
  * flight), ledger/ (retention, deletes, the sweeps, orphans), common/ and
@@ -56,10 +57,16 @@ extern int	tsnap_launcher_round_databases(uint64 visit,
 extern void tsnap_launcher_report_marked(uint64 visit);
 extern void tsnap_launcher_report_swept(uint64 visit, int swept);
 
-/* shared.c: an outage of the object store, logged once */
-extern bool tsnap_launcher_is_store_error(const ErrorData *edata);
-extern void tsnap_launcher_store_failed(const ErrorData *edata);
+extern bool tsnap_launcher_set_store_down(bool down);
+
+/*
+ * steps.c: a housekeeping step, run so that its failure is logged as a
+ * warning and the next step runs; for steps that talk to the object
+ * store, its failures are told apart and an outage is logged once
+ */
+extern bool tsnap_launcher_step(void (*fn) (void *arg), void *arg);
+extern bool tsnap_launcher_store_step(void (*fn) (void *arg), void *arg,
+									  bool *store_failed);
 extern void tsnap_launcher_store_answered(void);
-extern void tsnap_launcher_log_failure(ErrorData *edata);
 
 #endif							/* TSNAP_LAUNCHER_H */

@@ -26,7 +26,6 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "utils/errcodes.h"
 
 #include "launcher/launcher.h"
 
@@ -214,86 +213,17 @@ tsnap_launcher_report_swept(uint64 visit, int swept)
 }
 
 /*
- * Is this the error of an object store that cannot be reached or does not
- * answer?  These are the SQLSTATEs store/store_s3.c gives the client's
- * failures: a transport failure is a connection exception (08006), an
- * HTTP or S3 error an I/O error (58030), refused credentials 28000.  Only
- * asked of steps that talk to the store, so another I/O error cannot be
- * mistaken for one.
+ * Set whether the object store is out; returns what it was, so that of the
+ * processes that see an outage begin or end, exactly one logs it.
  */
 bool
-tsnap_launcher_is_store_error(const ErrorData *edata)
-{
-	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) ==
-		ERRCODE_CONNECTION_EXCEPTION ||
-		edata->sqlerrcode == ERRCODE_IO_ERROR ||
-		edata->sqlerrcode == ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
-}
-
-/*
- * A housekeeping step could not reach the object store.  The first failure
- * of an outage is a WARNING with the store's message; later ones, until it
- * answers again, are DEBUG1, so a long outage does not fill the log.  The
- * step's error context (the database) came with its error; the current
- * one is left out so that it does not appear twice.
- */
-void
-tsnap_launcher_store_failed(const ErrorData *edata)
-{
-	ErrorContextCallback *saved_context = error_context_stack;
-	bool		first;
-
-	SpinLockAcquire(&shared->mutex);
-	first = !shared->store_down;
-	shared->store_down = true;
-	SpinLockRelease(&shared->mutex);
-
-	error_context_stack = NULL;
-	ereport(first ? WARNING : DEBUG1,
-			(errcode(edata->sqlerrcode),
-			 first ?
-			 errmsg("tsnap housekeeping cannot reach the object store: %s",
-					edata->message) :
-			 errmsg("tsnap housekeeping still cannot reach the object store: %s",
-					edata->message),
-			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
-			 first ?
-			 errhint("Housekeeping is retried every tsnap.housekeeping_interval; further failures are logged at DEBUG1 until the object store answers again.") : 0,
-			 edata->context ? errcontext("%s", edata->context) : 0));
-	error_context_stack = saved_context;
-}
-
-/*
- * A housekeeping step talked to the object store and it answered: the end
- * of an outage, if there was one, is logged once.
- */
-void
-tsnap_launcher_store_answered(void)
+tsnap_launcher_set_store_down(bool down)
 {
 	bool		was_down;
 
 	SpinLockAcquire(&shared->mutex);
 	was_down = shared->store_down;
-	shared->store_down = false;
+	shared->store_down = down;
 	SpinLockRelease(&shared->mutex);
-
-	if (was_down)
-		ereport(LOG,
-				(errmsg("tsnap housekeeping reaches the object store again")));
-}
-
-/*
- * Log the error of a failed housekeeping step that is not an outage, as a
- * WARNING (cleanup failures are not the process's errors), with its own
- * SQLSTATE, message, detail, hint and context.
- */
-void
-tsnap_launcher_log_failure(ErrorData *edata)
-{
-	ErrorContextCallback *saved_context = error_context_stack;
-
-	error_context_stack = NULL;
-	edata->elevel = WARNING;
-	ThrowErrorData(edata);
-	error_context_stack = saved_context;
+	return was_down;
 }

@@ -11,7 +11,7 @@
  * sweeps nothing if one is missing.  Connected to no database, it blocks
  * no DROP DATABASE however long the listing takes.  Keys a live worker is
  * writing are never deleted.  Whether the object store answered goes to
- * the outage state (shared.c), as a housekeeper's would.
+ * the outage state (steps.c), as a housekeeper's would.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,7 +52,7 @@ tsnap_sweeper_main(Datum arg)
 {
 	uint64		visit_number;
 	Sweep		s;
-	ErrorData  *edata;
+	bool		store_failed;
 	MemoryContext cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -75,11 +75,11 @@ tsnap_sweeper_main(Datum arg)
 		proc_exit(0);
 
 	pgstat_report_activity(STATE_RUNNING, "tsnap orphan sweep");
-	if (tsnap_run_caught(sweep, &s, false, &edata))
+	if (tsnap_launcher_store_step(sweep, &s, &store_failed))
 	{
 		tsnap_launcher_report_swept(visit_number, s.swept);
 		/* -1: marks were missing, and the sweep asked the store nothing */
-		if (s.swept >= 0)
+		if (s.swept >= 0 && !store_failed)
 			tsnap_launcher_store_answered();
 		if (s.swept > 0)
 			ereport(LOG,
@@ -89,14 +89,6 @@ tsnap_sweeper_main(Datum arg)
 		else if (s.swept < 0)
 			ereport(DEBUG1,
 					(errmsg_internal("tsnap orphan sweep skipped: a database's marks of this round are missing")));
-	}
-	else
-	{
-		if (tsnap_launcher_is_store_error(edata))
-			tsnap_launcher_store_failed(edata);
-		else
-			tsnap_launcher_log_failure(edata);
-		FreeErrorData(edata);
 	}
 
 	pgstat_report_activity(STATE_IDLE, NULL);
