@@ -354,7 +354,7 @@ void
 tsnap_launcher_main(Datum arg)
 {
 	MemoryContext round_cxt;
-	TimestampTz last_round = 0;
+	TimestampTz last_round;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -368,17 +368,19 @@ tsnap_launcher_main(Datum arg)
 	ereport(LOG,
 			(errmsg("tsnap launcher started")));
 
+	/*
+	 * The first round comes one interval after the start, like every other:
+	 * a server that just started, or restarted after a crash, has more
+	 * pressing work, and what a crash left behind (an upload open, a delete
+	 * queued) keeps until then.
+	 */
+	last_round = GetCurrentTimestamp();
 	for (;;)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		long		left;
 
-		/*
-		 * The first round comes at once, so that what a crash or restart
-		 * interrupted is taken up again without waiting an interval.
-		 */
-		if (last_round == 0 ||
-			TimestampDifferenceExceeds(last_round, now,
+		if (TimestampDifferenceExceeds(last_round, now,
 									   tsnap_housekeeping_interval))
 		{
 			MemoryContext old = MemoryContextSwitchTo(round_cxt);
