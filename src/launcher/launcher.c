@@ -21,8 +21,10 @@
  * connection only for its visit, which is short; CREATE DATABASE and DROP
  * DATABASE wait up to 5 s for other sessions to leave their database
  * before failing, so a visit rarely makes them fail, and never for good.
- * Databases that refuse connections (template0) are not visited.  Other
- * templates (template1) are, since a table tracked there has objects too,
+ * Databases that refuse connections are not visited; template0 is left
+ * out, but any other keeps the round from sweeping, since its objects
+ * cannot be told from orphans.  Templates that allow connections
+ * (template1) are visited, since a table tracked there has objects too,
  * but their housekeeper only writes marks, which takes no S3 request, so
  * that a stalled object store never keeps a template busy while someone
  * creates a database from it.
@@ -82,9 +84,11 @@ typedef struct LauncherDatabase
 	Oid			dboid;
 	char		name[NAMEDATALEN];
 	bool		is_template;
+	bool		allows_connections;
 } LauncherDatabase;
 
 static TimestampTz last_start_queued = 0;
+static bool told_unswept = false;
 
 /*
  * Register the launcher, and its shared memory; from _PG_init, only while
@@ -230,10 +234,13 @@ run_visit(const char *function, const char *type, Oid dboid,
 }
 
 /*
- * The databases to visit: every row of pg_database that allows
- * connections and is not half dropped (an interrupted DROP DATABASE leaves
- * one that can only be dropped; its objects are as good as orphaned).
- * Read with a heap scan of the shared catalog in a transaction of its own,
+ * The databases of the round: every row of pg_database but templates that
+ * refuse connections (template0: nobody ever snapshotted there) and
+ * databases half dropped (an interrupted DROP DATABASE leaves one that can
+ * only be dropped; its objects are as good as orphaned).  A database that
+ * refuses connections and is no template is listed, though it cannot be
+ * visited: it may hold objects from when it allowed them, so it must stop
+ * the sweep (ledger.h).  Read with a heap scan of the shared catalog in a transaction of its own,
  * as the logical replication launcher reads pg_subscription; the list is
  * palloc'd in the caller's memory context.
  */
@@ -259,7 +266,8 @@ read_databases(int *ndatabases)
 	{
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 
-		if (!db->datallowconn || database_is_invalid_form(db))
+		if ((db->datistemplate && !db->datallowconn) ||
+			database_is_invalid_form(db))
 			continue;
 		if (n == size)
 		{
@@ -272,6 +280,7 @@ read_databases(int *ndatabases)
 		dbs[n].dboid = db->oid;
 		strlcpy(dbs[n].name, NameStr(db->datname), NAMEDATALEN);
 		dbs[n].is_template = db->datistemplate;
+		dbs[n].allows_connections = db->datallowconn;
 		n++;
 	}
 	table_endscan(scan);
@@ -311,6 +320,19 @@ run_round(void)
 	{
 		char	   *what = psprintf("database \"%s\"", dbs[i].name);
 
+		if (!dbs[i].allows_connections)
+		{
+			/* said once per launcher: it stops every round's sweep */
+			if (!told_unswept)
+				ereport(LOG,
+						(errmsg("tsnap does not sweep orphaned objects while database \"%s\" refuses connections",
+								dbs[i].name),
+						 errdetail("Objects of its tables could not be told from orphans."),
+						 errhint("Allow connections to it, or drop it.")));
+			told_unswept = true;
+			all_marked = false;
+			continue;
+		}
 		pgstat_report_activity(STATE_RUNNING, what);
 		visit = tsnap_launcher_begin_visit();
 		if (!run_visit("tsnap_housekeeper_main", "tsnap housekeeper",

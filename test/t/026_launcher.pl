@@ -12,8 +12,9 @@
 #  (e) orphans: the objects of a dropped database and an object with an
 #      unknown tracking id are deleted; a live snapshot of another database
 #      and one of a renamed database stay, and so do an object with a
-#      malformed key under the prefix and objects outside it (these need
-#      the orphan sweep of ledger/orphans.c; they fail on its stub);
+#      malformed key under the prefix and objects outside it; nothing is
+#      swept while a database refuses connections (these need the orphan
+#      sweep of ledger/orphans.c; the deletions fail on its stub);
 #  (f) S3 down: an outage over several rounds is logged once, and its end
 #      once;
 #  (g) a launcher killed with pg_terminate_backend is restarted, and works.
@@ -234,6 +235,28 @@ ok(s3_exists($outside_cluster), 'an object of another system identifier stays');
 ok(s3_exists($outside_prefix), 'an object under another key prefix stays');
 aws_s3api('delete-object', '--bucket', $bucket, '--key', $_)
   for ($outside_cluster, $outside_prefix);
+
+# A database that refuses connections cannot be marked, so while it exists
+# nothing is swept (its objects would look orphaned); an abandoned upload
+# aborted later shows that rounds went on meanwhile.
+$node->safe_psql('postgres',
+	'CREATE DATABASE closed; ALTER DATABASE closed ALLOW_CONNECTIONS false');
+(my $unknown2 = $unknown) =~ s/abcd/abce/;
+put_object($unknown2);
+ok($node->wait_for_log(
+	qr/tsnap does not sweep orphaned objects while database "closed" refuses connections/),
+	'the launcher says that it does not sweep while a database refuses connections');
+my $abandoned3 = "${cluster}postgres/public/gone/"
+  . "00000000-0000-4000-8000-000000000003/v1-0123456789abcdef-0123456789abcdef.csv";
+open_upload($abandoned3);
+ok(poll_until(60, sub {
+	slurp_file($node->logfile) =~ /aborted abandoned upload of "\Q$abandoned3\E"/
+}), 'rounds go on meanwhile');
+ok(s3_exists($unknown2), 'and the unknown object is not swept');
+$node->safe_psql('postgres',
+	'ALTER DATABASE closed ALLOW_CONNECTIONS true; DROP DATABASE closed');
+ok(poll_until(60, sub { !s3_exists($unknown2) }),
+	'once that database is dropped, the sweep goes on');
 
 ###########################################################################
 # (f) S3 down: logged once per outage
