@@ -55,8 +55,8 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
-#include "tcop/tcopprot.h"
 #include "storage/latch.h"
+#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -240,9 +240,9 @@ run_visit(const char *function, const char *type, Oid dboid,
  * only be dropped; its objects are as good as orphaned).  A database that
  * refuses connections and is no template is listed, though it cannot be
  * visited: it may hold objects from when it allowed them, so it must stop
- * the sweep (ledger.h).  Read with a heap scan of the shared catalog in a transaction of its own,
- * as the logical replication launcher reads pg_subscription; the list is
- * palloc'd in the caller's memory context.
+ * the sweep (ledger.h).  Read with a heap scan of the shared catalog in a
+ * transaction of its own, as the logical replication launcher reads
+ * pg_subscription; the list is palloc'd in the caller's memory context.
  */
 static LauncherDatabase *
 read_databases(int *ndatabases)
@@ -322,7 +322,7 @@ run_round(void)
 
 		if (!dbs[i].allows_connections)
 		{
-			/* said once per launcher: it stops every round's sweep */
+			/* said once per launcher, like the limit below */
 			if (!told_unswept)
 				ereport(LOG,
 						(errmsg("tsnap does not sweep orphaned objects while database \"%s\" refuses connections",
@@ -346,9 +346,11 @@ run_round(void)
 		all_marked = false;
 	else if (ndbs > TSNAP_LAUNCHER_MAX_DATABASES)
 	{
-		ereport(WARNING,
-				(errmsg("tsnap does not sweep orphaned objects in a cluster of more than %d databases",
-						TSNAP_LAUNCHER_MAX_DATABASES)));
+		if (!told_unswept)
+			ereport(WARNING,
+					(errmsg("tsnap does not sweep orphaned objects in a cluster of more than %d databases",
+							TSNAP_LAUNCHER_MAX_DATABASES)));
+		told_unswept = true;
 		all_marked = false;
 	}
 
@@ -400,6 +402,7 @@ tsnap_launcher_main(Datum arg)
 	for (;;)
 	{
 		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz next_round;
 		long		left;
 
 		if (TimestampDifferenceExceeds(last_round, now,
@@ -413,9 +416,10 @@ tsnap_launcher_main(Datum arg)
 			MemoryContextReset(round_cxt);
 		}
 
+		next_round = TimestampTzPlusMilliseconds(last_round,
+												 tsnap_housekeeping_interval);
 		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-											   TimestampTzPlusMilliseconds(last_round,
-																		   tsnap_housekeeping_interval));
+											   next_round);
 		wait_tick(Min(left, TICK_MS));
 	}
 }
