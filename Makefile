@@ -17,6 +17,7 @@ OBJS = \
 	src/common/error_transport.o \
 	src/common/errors.o \
 	src/common/relation_checks.o \
+	src/common/run_caught.o \
 	src/tracking/bump.o \
 	src/tracking/inheritance.o \
 	src/tracking/shards.o \
@@ -42,6 +43,11 @@ OBJS = \
 	src/jobs/pool.o \
 	src/jobs/queue.o \
 	src/jobs/worker.o \
+	src/launcher/housekeeper.o \
+	src/launcher/launcher.o \
+	src/launcher/shared.o \
+	src/launcher/steps.o \
+	src/launcher/sweeper.o \
 	src/snapshot/snapshot.o \
 	src/restore/access.o \
 	src/restore/history.o \

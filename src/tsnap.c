@@ -8,10 +8,10 @@
  *
  * tsnap is meant to be loaded through shared_preload_libraries, which is
  * what lets it reserve shared memory for its request queue and start
- * background workers.  Loaded any other way (on the first call of one of its
- * functions), change tracking still works, since the transaction callbacks
- * it needs are per backend, and tsnap_snapshot explains that it needs the
- * preload.
+ * background workers, the housekeeping launcher among them.  Loaded any
+ * other way (on the first call of one of its functions), change tracking
+ * still works, since the transaction callbacks it needs are per backend,
+ * and tsnap_snapshot explains that it needs the preload.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +22,7 @@
 #include "utils/guc.h"
 
 #include "jobs/jobs.h"
+#include "launcher/launcher.h"
 #include "settings.h"
 #include "store/store.h"
 #include "tracking/tracking.h"
@@ -43,7 +44,13 @@ _PG_init(void)
 	tsnap_register_xact_callbacks();
 	tsnap_store_init();
 
-	/* the request queue needs shared memory, so only when preloaded */
+	/*
+	 * The request queue and the launcher need shared memory, and a static
+	 * worker can only be registered now, so only when preloaded.
+	 */
 	if (process_shared_preload_libraries_in_progress)
+	{
 		tsnap_jobs_request_shmem();
+		tsnap_launcher_register();
+	}
 }

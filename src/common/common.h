@@ -4,11 +4,13 @@
  *	  What every part of tsnap's PostgreSQL side shares: access to tsnap's
  *	  catalog as its owner (catalog.c), the checks a relation must pass to be
  *	  tracked, snapshotted or read (relation_checks.c), the errors more than
- *	  one entry point raises (errors.c), and errors that travel whole between
- *	  processes (error_transport.c).
+ *	  one entry point raises (errors.c), errors that travel whole between
+ *	  processes (error_transport.c), and units of a background process's
+ *	  work whose failure ends the unit, not the process (run_caught.c).
  *
  * This folder calls nothing else of tsnap's.  Everything above it may call
- * it: tracking/, export/, store/, ledger/, build/, jobs/, snapshot/.
+ * it: tracking/, export/, store/, ledger/, build/, jobs/, launcher/,
+ * snapshot/.
  *
  *-------------------------------------------------------------------------
  */
@@ -82,5 +84,9 @@ extern void tsnap_error_set(TsnapFlatError *flat, int sqlerrcode,
 							const char *message, const char *hint);
 extern void tsnap_error_unflatten(const TsnapFlatError *flat, ErrorData *edata);
 extern void tsnap_error_throw(const TsnapFlatError *flat) pg_attribute_noreturn();
+
+/* run_caught.c */
+extern bool tsnap_run_caught(void (*fn) (void *arg), void *arg, bool report,
+							 ErrorData **edata);
 
 #endif							/* TSNAP_COMMON_H */

@@ -140,7 +140,7 @@ tsnap_pool_ensure_worker(Oid my_dboid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not start a tsnap background worker"),
-				 errhint("Raise max_worker_processes; tsnap needs up to twice tsnap.max_workers of them.")));
+				 errhint("Raise max_worker_processes; tsnap needs up to twice tsnap.max_workers of them, and two more for its launcher.")));
 }
 
 /*

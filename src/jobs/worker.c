@@ -151,32 +151,16 @@ report_to_waiters(TsnapBuildPhase phase, const TsnapBuildProgress *progress,
 static bool
 run_caught(void (*fn) (void *arg), void *arg, TsnapFlatError *error)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool ok = true;
+	ErrorData  *edata;
 
-	PG_TRY();
+	if (tsnap_run_caught(fn, arg, true, error ? &edata : NULL))
+		return true;
+	if (error)
 	{
-		fn(arg);
+		tsnap_error_flatten(edata, error);
+		FreeErrorData(edata);
 	}
-	PG_CATCH();
-	{
-		HOLD_INTERRUPTS();
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		if (error)
-		{
-			ErrorData  *edata = CopyErrorData();
-
-			tsnap_error_flatten(edata, error);
-			FreeErrorData(edata);
-		}
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		RESUME_INTERRUPTS();
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	return false;
 }
 
 typedef struct BuildArgs
