@@ -100,20 +100,74 @@ tsnap_history_next_id(void)
 	"attempts, requested_at, started_at, finished_at, rows_version, key, " \
 	"compression, rows_done, bytes_done, parts_done, rows_estimate, " \
 	"worker_pid, error_sqlstate, error_message, error_detail, error_hint"
-#define NCOLUMNS 21
+#define NCOLUMNS TSNAP_JOB_COLUMNS
 
 static Datum
-timestamp_or_null(TimestampTz t, char *null)
+text_or_null(const char *s, bool *null)
 {
-	*null = t == 0 ? 'n' : ' ';
-	return TimestampTzGetDatum(t);
+	*null = s == NULL || s[0] == '\0';
+	return *null ? (Datum) 0 : CStringGetTextDatum(s);
 }
 
-static Datum
-text_or_null(const char *s, char *null)
+/*
+ * job's columns, in tsnap.job_history's order (HISTORY_COLUMNS), which is
+ * also tsnap.jobs' up to error_message; table_name may be NULL.  For the
+ * record here and for the view (jobs_sql.c).
+ */
+void
+tsnap_jobs_columns(const RequestSlot *job, const char *table_name,
+				   Datum *values, bool *nulls)
 {
-	*null = (s == NULL || s[0] == '\0') ? 'n' : ' ';
-	return *null == 'n' ? (Datum) 0 : CStringGetTextDatum(s);
+	ErrorData	edata;
+	bool		done = job->state == SLOT_DONE;
+
+	memset(nulls, 0, sizeof(bool) * TSNAP_JOB_COLUMNS);
+	memset(&edata, 0, sizeof(edata));
+	if (job->state == SLOT_FAILED || job->state == SLOT_CANCELLED)
+		tsnap_error_unflatten(&job->error, &edata);
+
+	values[0] = Int64GetDatum(job->job_id);
+	nulls[0] = job->job_id == 0;
+	values[1] = ObjectIdGetDatum(job->request.relid);
+	values[2] = text_or_null(table_name, &nulls[2]);
+	values[3] = ObjectIdGetDatum(job->request.roleid);
+	values[4] = CStringGetTextDatum(tsnap_jobs_state_name(job->state));
+	values[5] = Int32GetDatum(job->attempts);
+	values[6] = TimestampTzGetDatum(job->requested_at);
+	nulls[6] = job->requested_at == 0;
+	values[7] = TimestampTzGetDatum(job->started_at);
+	nulls[7] = job->started_at == 0;
+	values[8] = TimestampTzGetDatum(job->finished_at);
+	nulls[8] = job->finished_at == 0;
+	values[9] = Int64GetDatum(done ? job->result.rows_version :
+							  job->version_seen);
+	nulls[9] = !done && job->version_seen < 0;
+	values[10] = text_or_null(done ? job->result.key : NULL, &nulls[10]);
+	values[11] = CStringGetTextDatum(tsnap_codec(job->request.compression)->name);
+	values[12] = Int64GetDatum(done ? job->result.rows : job->rows_done);
+	values[13] = Int64GetDatum(done ? job->result.bytes : job->bytes_done);
+	values[14] = Int32GetDatum(done ? job->result.parts : job->parts_done);
+	values[15] = Int64GetDatum(job->rows_estimate);
+	values[16] = Int32GetDatum(job->worker_pid);
+	nulls[16] = job->worker_pid == 0;
+	values[17] = text_or_null(edata.message ?
+							  unpack_sql_state(edata.sqlerrcode) : NULL,
+							  &nulls[17]);
+	values[18] = text_or_null(edata.message, &nulls[18]);
+	values[19] = text_or_null(edata.detail, &nulls[19]);
+	values[20] = text_or_null(edata.hint, &nulls[20]);
+}
+
+/* The qualified name of relid now, or NULL if it is gone. */
+char *
+tsnap_jobs_table_name(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	if (relname == NULL)
+		return NULL;
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  relname);
 }
 
 /*
@@ -130,49 +184,18 @@ tsnap_history_record(const RequestSlot *job)
 		INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID
 	};
 	Datum		values[NCOLUMNS];
+	bool		isnull[NCOLUMNS];
 	char		nulls[NCOLUMNS + 1];
 	TsnapCatalogUser saved;
-	char	   *relname = get_rel_name(job->request.relid);
-	ErrorData	edata;
-	bool		done = job->state == SLOT_DONE;
 	bool		pushed;
+	int			i;
 
 	Assert(job->job_id != 0);
-	memset(nulls, ' ', NCOLUMNS);
+	tsnap_jobs_columns(job, tsnap_jobs_table_name(job->request.relid),
+					   values, isnull);
+	for (i = 0; i < NCOLUMNS; i++)
+		nulls[i] = isnull[i] ? 'n' : ' ';
 	nulls[NCOLUMNS] = '\0';
-	memset(&edata, 0, sizeof(edata));
-	if (job->state == SLOT_FAILED || job->state == SLOT_CANCELLED)
-		tsnap_error_unflatten(&job->error, &edata);
-
-	values[0] = Int64GetDatum(job->job_id);
-	values[1] = ObjectIdGetDatum(job->request.relid);
-	values[2] = text_or_null(relname == NULL ? NULL :
-							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(job->request.relid)),
-														relname),
-							 &nulls[2]);
-	values[3] = ObjectIdGetDatum(job->request.roleid);
-	values[4] = CStringGetTextDatum(tsnap_jobs_state_name(job->state));
-	values[5] = Int32GetDatum(job->attempts);
-	values[6] = timestamp_or_null(job->requested_at, &nulls[6]);
-	values[7] = timestamp_or_null(job->started_at, &nulls[7]);
-	values[8] = timestamp_or_null(job->finished_at, &nulls[8]);
-	values[9] = Int64GetDatum(done ? job->result.rows_version :
-							  job->version_seen);
-	nulls[9] = (done || job->version_seen >= 0) ? ' ' : 'n';
-	values[10] = text_or_null(done ? job->result.key : NULL, &nulls[10]);
-	values[11] = CStringGetTextDatum(tsnap_codec(job->request.compression)->name);
-	values[12] = Int64GetDatum(done ? job->result.rows : job->rows_done);
-	values[13] = Int64GetDatum(done ? job->result.bytes : job->bytes_done);
-	values[14] = Int32GetDatum(done ? job->result.parts : job->parts_done);
-	values[15] = Int64GetDatum(job->rows_estimate);
-	values[16] = Int32GetDatum(job->worker_pid);
-	nulls[16] = job->worker_pid == 0 ? 'n' : ' ';
-	values[17] = text_or_null(edata.message ?
-							  unpack_sql_state(edata.sqlerrcode) : NULL,
-							  &nulls[17]);
-	values[18] = text_or_null(edata.message, &nulls[18]);
-	values[19] = text_or_null(edata.detail, &nulls[19]);
-	values[20] = text_or_null(edata.hint, &nulls[20]);
 
 	tsnap_catalog_enter_or_raise(&saved);
 	pushed = tsnap_push_snapshot_if_none();

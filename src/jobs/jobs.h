@@ -55,4 +55,15 @@ extern void tsnap_jobs_maintain(void);
 /* worker.c */
 extern PGDLLEXPORT void tsnap_worker_main(Datum arg);
 
+/*
+ * worker.c: a database's housekeeping steps (the upload sweep, retention,
+ * the queued deletes, the jobs' history), each a unit of work for a
+ * caught runner, which the worker runs after its request and the
+ * launcher's housekeeper every tsnap.housekeeping_interval
+ */
+extern void tsnap_jobs_step_sweep_uploads(void *arg);
+extern void tsnap_jobs_step_retention(void *arg);
+extern void tsnap_jobs_step_delete_pending(void *arg);
+extern void tsnap_jobs_step_maintain(void *arg);
+
 #endif							/* TSNAP_JOBS_H */

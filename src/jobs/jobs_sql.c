@@ -87,7 +87,9 @@ tsnap_cancel(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(tsnap_jobs_cancel(PG_GETARG_INT64(0)));
 }
 
-#define JOB_COLUMNS 19
+/* tsnap.jobs' columns: the history's without error_detail and error_hint */
+#define VIEW_COLUMNS 19
+#define VIEW_ERROR_MESSAGE 18
 
 /* what tsnap_job_list gathers rows with */
 typedef struct JobList
@@ -98,13 +100,6 @@ typedef struct JobList
 	int			nlive;
 } JobList;
 
-static Datum
-timestamp_or_null(TimestampTz t, bool *isnull)
-{
-	*isnull = t == 0;
-	return TimestampTzGetDatum(t);
-}
-
 static int
 cmp_int64(const void *a, const void *b)
 {
@@ -114,54 +109,24 @@ cmp_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Add job as a row of tsnap.jobs if list's user may see it. */
+/*
+ * Add job as a row of tsnap.jobs if list's user may see it; its error
+ * message only if it is the user's own.
+ */
 static void
 put_job(JobList *list, const RequestSlot *job, const char *table_name)
 {
-	Datum		values[JOB_COLUMNS];
-	bool		nulls[JOB_COLUMNS] = {0};
-	bool		done = job->state == SLOT_DONE;
+	Datum		values[TSNAP_JOB_COLUMNS];
+	bool		nulls[TSNAP_JOB_COLUMNS];
 
+	StaticAssertStmt(VIEW_COLUMNS <= TSNAP_JOB_COLUMNS,
+					 "tsnap.jobs shows a prefix of the history's columns");
 	if (!tsnap_jobs_visible(list->userid, job->request.roleid,
 							job->request.relid))
 		return;
-	values[0] = Int64GetDatum(job->job_id);
-	nulls[0] = job->job_id == 0;
-	values[1] = ObjectIdGetDatum(job->request.relid);
-	values[2] = table_name ? CStringGetTextDatum(table_name) : (Datum) 0;
-	nulls[2] = table_name == NULL;
-	values[3] = ObjectIdGetDatum(job->request.roleid);
-	values[4] = CStringGetTextDatum(tsnap_jobs_state_name(job->state));
-	values[5] = Int32GetDatum(job->attempts);
-	values[6] = timestamp_or_null(job->requested_at, &nulls[6]);
-	values[7] = timestamp_or_null(job->started_at, &nulls[7]);
-	values[8] = timestamp_or_null(job->finished_at, &nulls[8]);
-	values[9] = Int64GetDatum(done ? job->result.rows_version :
-							  job->version_seen);
-	nulls[9] = !done && job->version_seen < 0;
-	values[10] = done ? CStringGetTextDatum(job->result.key) : (Datum) 0;
-	nulls[10] = !done;
-	values[11] = CStringGetTextDatum(tsnap_codec(job->request.compression)->name);
-	values[12] = Int64GetDatum(done ? job->result.rows : job->rows_done);
-	values[13] = Int64GetDatum(done ? job->result.bytes : job->bytes_done);
-	values[14] = Int32GetDatum(done ? job->result.parts : job->parts_done);
-	values[15] = Int64GetDatum(job->rows_estimate);
-	values[16] = Int32GetDatum(job->worker_pid);
-	nulls[16] = job->worker_pid == 0;
-	nulls[17] = nulls[18] = true;
-	if (job->state == SLOT_FAILED || job->state == SLOT_CANCELLED)
-	{
-		ErrorData	edata;
-
-		tsnap_error_unflatten(&job->error, &edata);
-		values[17] = CStringGetTextDatum(unpack_sql_state(edata.sqlerrcode));
-		nulls[17] = false;
-		if (has_privs_of_role(list->userid, job->request.roleid))
-		{
-			values[18] = CStringGetTextDatum(edata.message);
-			nulls[18] = false;
-		}
-	}
+	tsnap_jobs_columns(job, table_name, values, nulls);
+	if (!has_privs_of_role(list->userid, job->request.roleid))
+		nulls[VIEW_ERROR_MESSAGE] = true;
 	tuplestore_putvalues(list->rsinfo->setResult, list->rsinfo->setDesc,
 						 values, nulls);
 }
@@ -199,11 +164,7 @@ tsnap_job_list(PG_FUNCTION_ARGS)
 	list.live_ids = palloc(sizeof(int64) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		char	   *relname = get_rel_name(jobs[i].request.relid);
-
-		put_job(&list, &jobs[i], relname == NULL ? NULL :
-				quote_qualified_identifier(get_namespace_name(get_rel_namespace(jobs[i].request.relid)),
-										   relname));
+		put_job(&list, &jobs[i], tsnap_jobs_table_name(jobs[i].request.relid));
 		if (jobs[i].job_id != 0)
 			list.live_ids[list.nlive++] = jobs[i].job_id;
 	}

@@ -134,6 +134,12 @@ extern void tsnap_jobs_restore(const RequestSlot *job);
 extern void tsnap_jobs_forget(TimestampTz cutoff);
 extern const char *tsnap_jobs_state_name(int state);
 
+/* history.c, for jobs_sql.c: a job's columns, as the history holds them */
+#define TSNAP_JOB_COLUMNS	21
+extern void tsnap_jobs_columns(const RequestSlot *job, const char *table_name,
+							   Datum *values, bool *nulls);
+extern char *tsnap_jobs_table_name(Oid relid);
+
 /* pool.c, for queue.c */
 extern void tsnap_pool_ensure_worker(Oid my_dboid);
 

@@ -192,26 +192,30 @@ build_watched(void *arg)
 	PG_END_TRY();
 }
 
-static void
-sweep_abandoned_uploads(void *arg)
+/*
+ * A database's housekeeping steps, one unit each for run_caught here and
+ * for the launcher's housekeeper (launcher/housekeeper.c).
+ */
+void
+tsnap_jobs_step_sweep_uploads(void *arg)
 {
 	tsnap_sweep_abandoned_uploads(tsnap_jobs_key_in_flight);
 }
 
-static void
-apply_retention(void *arg)
+void
+tsnap_jobs_step_retention(void *arg)
 {
 	tsnap_ledger_apply_retention_all();
 }
 
-static void
-delete_pending(void *arg)
+void
+tsnap_jobs_step_delete_pending(void *arg)
 {
 	tsnap_delete_pending(tsnap_jobs_key_in_flight);
 }
 
-static void
-maintain_jobs(void *arg)
+void
+tsnap_jobs_step_maintain(void *arg)
 {
 	tsnap_jobs_maintain();
 }
@@ -304,10 +308,10 @@ tsnap_worker_main(Datum arg)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (tsnap_pool_begin_housekeeping(dboid))
 		{
-			(void) run_caught(sweep_abandoned_uploads, NULL, NULL);
-			(void) run_caught(apply_retention, NULL, NULL);
-			(void) run_caught(delete_pending, NULL, NULL);
-			(void) run_caught(maintain_jobs, NULL, NULL);
+			(void) run_caught(tsnap_jobs_step_sweep_uploads, NULL, NULL);
+			(void) run_caught(tsnap_jobs_step_retention, NULL, NULL);
+			(void) run_caught(tsnap_jobs_step_delete_pending, NULL, NULL);
+			(void) run_caught(tsnap_jobs_step_maintain, NULL, NULL);
 		}
 	}
 

@@ -144,30 +144,6 @@ write_marks(void *arg)
 	tsnap_orphans_write_marks(((Visit *) arg)->round_start);
 }
 
-static void
-maintain_jobs(void *arg)
-{
-	tsnap_jobs_maintain();
-}
-
-static void
-sweep_abandoned_uploads(void *arg)
-{
-	tsnap_sweep_abandoned_uploads(tsnap_jobs_key_in_flight);
-}
-
-static void
-apply_retention(void *arg)
-{
-	tsnap_ledger_apply_retention_all();
-}
-
-static void
-delete_pending(void *arg)
-{
-	tsnap_delete_pending(tsnap_jobs_key_in_flight);
-}
-
 static bool
 release_has_jobs(const char *version)
 {
@@ -229,14 +205,14 @@ tsnap_housekeeper_main(Datum arg)
 		bool		store_failed;
 
 		if (release_has_jobs(visit.extversion))
-			(void) tsnap_launcher_step(maintain_jobs, NULL);
+			(void) tsnap_launcher_step(tsnap_jobs_step_maintain, NULL);
 		/* the sweep lists the open uploads: it asks the store every time */
-		if (tsnap_launcher_store_step(sweep_abandoned_uploads, NULL,
+		if (tsnap_launcher_store_step(tsnap_jobs_step_sweep_uploads, NULL,
 									  &store_failed) && !store_failed)
 			tsnap_launcher_store_answered();
-		(void) tsnap_launcher_step(apply_retention, NULL);
+		(void) tsnap_launcher_step(tsnap_jobs_step_retention, NULL);
 		if (!store_failed)
-			(void) tsnap_launcher_store_step(delete_pending, NULL,
+			(void) tsnap_launcher_store_step(tsnap_jobs_step_delete_pending, NULL,
 											 &store_failed);
 	}
 
