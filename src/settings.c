@@ -309,11 +309,18 @@ tsnap_define_settings(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	/* PostgreSQL refuses new PGC_POSTMASTER settings once it runs */
 	if (process_shared_preload_libraries_in_progress)
+	{
 		DefineCustomIntVariable("tsnap.max_workers",
 								"Background workers that may build snapshots at once.",
 								"Further requests wait in a queue.",
 								&tsnap_max_workers, 2, 1, TSNAP_WORKERS_LIMIT,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("tsnap.max_jobs",
+								"Most snapshot jobs shared memory holds at once: queued, running, and finished ones not yet read back.",
+								"Finished jobs stay in tsnap.job_history after they leave shared memory.",
+								&tsnap_max_jobs, 256, 16, 100000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 	DefineCustomStringVariable("tsnap.key_prefix",
 							   "Prefix of every object key tsnap writes.",
 							   NULL, &tsnap_key_prefix, "table-snapshots",
@@ -335,11 +342,6 @@ tsnap_define_settings(void)
 							"How often a caller waiting for a snapshot is sent a NOTICE with its progress; 0 turns it off.",
 							NULL, &tsnap_progress_notice_interval, 10000, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("tsnap.max_jobs",
-							"Most snapshot jobs shared memory holds at once: queued, running, and finished ones not yet read back.",
-							"Finished jobs stay in tsnap.job_history after they leave shared memory.",
-							&tsnap_max_jobs, 256, 16, 100000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("tsnap.job_max_attempts",
 							"Attempts of a snapshot job whose worker died (crash, restart, terminate) before it is failed.",
 							"An error of the request itself (privileges, size limit, a dropped table) fails the job at once.",
