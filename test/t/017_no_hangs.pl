@@ -86,11 +86,14 @@ $standby->stop;
 # (c) termination while S3 stalls
 ###########################################################################
 # Parts, PutObjects and aborts stall; CreateMultipartUpload (POST) passes.
+# One attempt per job: a terminated worker's job would otherwise be tried
+# again (027_jobs.pl tests that), and stall again.
 my $stall = start_faultproxy(methods => 'PUT,DELETE', faults => 'stall', rate => 1,
 	stall => 300);
 my $sn = tsnap_node('nohang_stall', endpoint => $stall->{endpoint}, conf => qq{
 tsnap.part_size = 5
 tsnap.s3_request_timeout = '60s'
+tsnap.job_max_attempts = 1
 });
 make_table($sn, 'big', 120000);
 $sn->safe_psql('postgres', 'CREATE DATABASE other');
