@@ -317,7 +317,7 @@ tsnap_jobs_key_in_flight(const char *key)
  */
 void
 tsnap_pool_end_job_locked(RequestSlot *s, const TsnapSnapshotResult *result,
-			   const TsnapFlatError *error, RequestSlot *copy)
+						  const TsnapFlatError *error, RequestSlot *copy)
 {
 	s->worker = -1;
 	s->finished_at = GetCurrentTimestamp();
@@ -356,7 +356,8 @@ tsnap_pool_finish(int worker, const TsnapSnapshotResult *result,
 	LWLockAcquire(tsnap_jobs->lock, LW_EXCLUSIVE);
 	w->upload_key[0] = '\0';
 	if (w->slot >= 0)
-		tsnap_pool_end_job_locked(&tsnap_jobs->slots[w->slot], result, error, copy);
+		tsnap_pool_end_job_locked(&tsnap_jobs->slots[w->slot], result, error,
+								  copy);
 	else
 		copy->state = SLOT_FREE;
 	w->slot = -1;
