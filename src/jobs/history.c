@@ -39,6 +39,7 @@
 #include "commands/sequence.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
@@ -488,6 +489,40 @@ record_unrecorded(void)
 }
 
 /*
+ * Jobs the history says are queued or running that shared memory does not
+ * hold and whose request is not recorded (the transaction that asked rolled
+ * back, and then a restart or crash came) cannot run again: they fail, so
+ * that nobody waits for them for ever.  As the catalog owner.
+ */
+static void
+fail_unrequested(void)
+{
+	int			n;
+	int			i;
+	RequestSlot *jobs = tsnap_jobs_copy_all(&n);
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	Oid			types[3] = {INT8ARRAYOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	int			nids = 0;
+
+	for (i = 0; i < n; i++)
+		if (jobs[i].job_id != 0)
+			ids[nids++] = Int64GetDatum(jobs[i].job_id);
+	values[0] = PointerGetDatum(construct_array(ids, nids, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = CStringGetTextDatum(unpack_sql_state(ERRCODE_ADMIN_SHUTDOWN));
+	values[2] = CStringGetTextDatum(_("tsnap job was interrupted by a restart or a crash, and the transaction that requested it had not committed"));
+	tsnap_exec("UPDATE tsnap.job_history h SET state = 'failed',"
+			   " finished_at = pg_catalog.now(),"
+			   " error_sqlstate = $2, error_message = $3"
+			   " WHERE h.state OPERATOR(pg_catalog.=) ANY ('{queued,running}')"
+			   " AND h.job_id OPERATOR(pg_catalog.<>) ALL ($1)"
+			   " AND NOT EXISTS (SELECT FROM tsnap.job_requests r"
+			   " WHERE r.job_id OPERATOR(pg_catalog.=) h.job_id)",
+			   3, types, values, NULL);
+}
+
+/*
  * Housekeeping, step 2: asynchronous jobs whose request is recorded and
  * whose end is not, but that shared memory does not hold, were interrupted
  * by a restart or a crash.  Each goes back to the queue if it has attempts
@@ -512,6 +547,7 @@ restart_interrupted(void)
 			   " WHERE h.job_id OPERATOR(pg_catalog.=) r.job_id"
 			   " AND h.state OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled}')",
 			   0, NULL, NULL, NULL);
+	fail_unrequested();
 	SPI_connect();
 	rc = SPI_execute("SELECT r.job_id, COALESCE(h.attempts, 0) AS attempts,"
 					 " r.request, r.rows_estimate, r.requested_at"

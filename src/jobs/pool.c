@@ -216,13 +216,16 @@ tsnap_pool_set_job_id(int worker, int64 job_id)
 
 /*
  * Worker side, from a timeout handler: must the request in hand stop,
- * because tsnap_cancel asked, or because every caller of a synchronous
- * request left while it is still preparing?  Reads without the lock (a
- * handler must not take it); a stale answer is corrected at the next
- * check.  Once true, it stays true, since nobody joins such a request.
+ * because tsnap_cancel asked, or because nobody waits for it while it still
+ * prepares (waits for a lock, plans)?  A synchronous request stops as soon
+ * as its callers have all left; a detached one (nobody need wait for it)
+ * once it has prepared for TSNAP_DETACHED_PREPARE_MS with nobody waiting,
+ * and *gave_up is then set: so no role can hold a worker by locking the
+ * table of its own job.  Reads without the lock (a handler must not take
+ * it); a stale answer is corrected at the next check.
  */
 bool
-tsnap_pool_abandoned(int worker)
+tsnap_pool_abandoned(int worker, bool *gave_up)
 {
 	volatile RequestSlot *s;
 	int			slot = ((volatile WorkerEntry *) &tsnap_jobs->workers[worker])->slot;
@@ -230,8 +233,17 @@ tsnap_pool_abandoned(int worker)
 	if (slot < 0)
 		return false;
 	s = &tsnap_jobs->slots[slot];
-	return s->cancel_requested ||
-		(s->preparing && s->waiters <= 0 && !s->detached);
+	if (s->cancel_requested)
+		return true;
+	if (!s->preparing || s->waiters > 0)
+		return false;
+	if (!s->detached)
+		return true;
+	if (!TimestampDifferenceExceeds(s->started_at, GetCurrentTimestamp(),
+									TSNAP_DETACHED_PREPARE_MS))
+		return false;
+	*gave_up = true;
+	return true;
 }
 
 /*
@@ -420,15 +432,43 @@ tsnap_pool_begin_housekeeping(Oid dboid)
 }
 
 /*
+ * Under the lock: fail the queued jobs of database dboid, which a worker
+ * could not connect to (dropped, or refusing connections); their end cannot
+ * be recorded there, so they may leave shared memory.
+ */
+static void
+fail_unreachable_locked(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < tsnap_jobs->nslots; i++)
+	{
+		RequestSlot *s = &tsnap_jobs->slots[i];
+		TsnapFlatError error;
+
+		if (s->state != SLOT_QUEUED || s->request.dboid != dboid)
+			continue;
+		tsnap_error_set(&error, ERRCODE_UNDEFINED_DATABASE,
+						psprintf(_("tsnap worker could not connect to database with OID %u"),
+								 dboid),
+						_("The database was dropped, or refuses connections."));
+		tsnap_pool_end_job_locked(s, NULL, &error, NULL);
+		s->recorded = true;
+	}
+}
+
+/*
  * Worker side, on any exit (before_shmem_exit): the worker dies with a
  * request in hand only by FATAL (terminate, shutdown, a dropped database,
  * or a cancel its request's code held out against).  The job goes back to
  * the queue for another attempt, up to tsnap.job_max_attempts, unless it
- * was cancelled or nobody wants it any more; then give back the worker's
- * entry and its housekeeping.
+ * was cancelled or nobody wants it any more.  A worker that could not
+ * connect to its database (and was not told to die) fails that database's
+ * queued jobs, which would otherwise launch worker after worker.  Then give
+ * back the worker's entry and its housekeeping.
  */
 void
-tsnap_pool_worker_exit(int worker)
+tsnap_pool_worker_exit(int worker, bool connected)
 {
 	WorkerEntry *w = &tsnap_jobs->workers[worker];
 	int			i;
@@ -437,6 +477,8 @@ tsnap_pool_worker_exit(int worker)
 	if (w->in_use && w->pid == MyProcPid)
 	{
 		w->upload_key[0] = '\0';
+		if (!connected && !ProcDiePending)
+			fail_unreachable_locked(w->dboid);
 		if (w->slot >= 0)
 		{
 			RequestSlot *s = &tsnap_jobs->slots[w->slot];

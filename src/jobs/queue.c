@@ -453,14 +453,16 @@ tsnap_jobs_run(const TsnapBuildRequest *request, int64 rows_estimate,
 	 * A request shared with another role ran that role's part as that role:
 	 * code planning ran (a table owner's function) may have put what only
 	 * that role can read into its error.  So another role's error is never
-	 * shown; the caller asks again, sharing only with its own role.
+	 * shown; the caller asks again, sharing only with its own role.  So
+	 * also when that role cancelled its job: its cancel is not this
+	 * caller's.
 	 */
 	for (;;)
 	{
 		Oid			served_as;
 
 		state = submit_and_wait(&job, result, &error, &served_as);
-		if (state != SLOT_FAILED || served_as == request->roleid ||
+		if (state == SLOT_DONE || served_as == request->roleid ||
 			job.same_role_only)
 			break;
 		job.same_role_only = true;

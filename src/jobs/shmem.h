@@ -26,6 +26,12 @@
 #define TSNAP_CHECK_INTERVAL_MS	100
 
 /*
+ * How long a detached job (tsnap_snapshot_async) may prepare, that is wait
+ * for the locks its scan needs and plan it, while nobody waits for it.
+ */
+#define TSNAP_DETACHED_PREPARE_MS	10000
+
+/*
  * version_seen of a request whose worker is taking its snapshot; before
  * that it is TSNAP_VERSION_UNKNOWN, after it the version.
  */
@@ -147,7 +153,7 @@ extern void tsnap_pool_ensure_worker(Oid my_dboid);
 extern Oid	tsnap_pool_bind(int worker, pid_t pid);
 extern bool tsnap_pool_take(int worker, RequestSlot *job);
 extern void tsnap_pool_set_job_id(int worker, int64 job_id);
-extern bool tsnap_pool_abandoned(int worker);
+extern bool tsnap_pool_abandoned(int worker, bool *gave_up);
 extern bool tsnap_pool_begin_streaming(int worker, const char *key);
 extern void tsnap_pool_publish_version(int worker, int64 version);
 extern void tsnap_pool_report_progress(int worker, int64 rows, int64 bytes,
@@ -162,6 +168,6 @@ extern void tsnap_pool_end_job_locked(RequestSlot *s,
 									  const TsnapFlatError *error,
 									  RequestSlot *copy);
 extern bool tsnap_pool_begin_housekeeping(Oid dboid);
-extern void tsnap_pool_worker_exit(int worker);
+extern void tsnap_pool_worker_exit(int worker, bool connected);
 
 #endif							/* TSNAP_JOBS_SHMEM_H */

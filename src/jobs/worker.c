@@ -57,6 +57,8 @@
 static int	my_worker = -1;
 static TimeoutId abandon_timeout;
 static volatile TimestampTz abandoned_at = 0;
+static volatile bool gave_up_preparing = false;
+static bool connected = false;
 
 /*
  * Timeout handler (signal context): cancel a request nobody waits for any
@@ -67,8 +69,12 @@ check_abandoned(void)
 {
 	TimestampTz now;
 
-	if (!tsnap_pool_abandoned(my_worker))
+	bool		gave_up = false;
+
+	if (!tsnap_pool_abandoned(my_worker, &gave_up))
 		return;
+	if (gave_up)
+		gave_up_preparing = true;
 	now = GetCurrentTimestamp();
 	if (abandoned_at == 0)
 	{
@@ -84,7 +90,7 @@ check_abandoned(void)
 static void
 worker_exit(int code, Datum arg)
 {
-	tsnap_pool_worker_exit(DatumGetInt32(arg));
+	tsnap_pool_worker_exit(DatumGetInt32(arg), connected);
 }
 
 /*
@@ -263,6 +269,7 @@ tsnap_worker_main(Datum arg)
 
 	/* InvalidOid: the bootstrap superuser, which needs no LOGIN */
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	connected = true;
 	before_shmem_exit(abort_upload_at_exit, (Datum) 0);
 	pgstat_report_appname("tsnap worker");
 	abandon_timeout = RegisterTimeout(USER_TIMEOUT, check_abandoned);
@@ -293,6 +300,11 @@ tsnap_worker_main(Datum arg)
 		build.request = &job.request;
 		build.result = &result;
 		ok = run_caught(build_watched, &build, &error);
+		if (!ok && gave_up_preparing)
+			tsnap_error_set(&error, ERRCODE_LOCK_NOT_AVAILABLE,
+							psprintf(_("tsnap job " INT64_FORMAT " waited more than %d s to lock and plan its scan, with nobody waiting for it"),
+									 job.job_id, TSNAP_DETACHED_PREPARE_MS / 1000),
+							_("An asynchronous job waits for locks only that long unless a session waits for it with tsnap_wait; ask again when the table is not locked."));
 		tsnap_pool_finish(my_worker, ok ? &result : NULL, ok ? NULL : &error,
 						  &job);
 		if (SLOT_FINISHED(job.state) &&

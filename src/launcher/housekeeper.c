@@ -176,6 +176,7 @@ tsnap_housekeeper_main(Datum arg)
 
 	/* InvalidOid: the bootstrap superuser, which needs no LOGIN */
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	tsnap_store_yield_to_barriers();
 	pgstat_report_appname("tsnap housekeeper");
 	SetConfigOption("lock_timeout", HOUSEKEEPER_LOCK_TIMEOUT, PGC_SUSET,
 					PGC_S_SESSION);

@@ -61,6 +61,7 @@ tsnap_sweeper_main(Datum arg)
 
 	/* no database: a long sweep must not block DROP DATABASE */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	tsnap_store_yield_to_barriers();
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "tsnap sweeper",
 								ALLOCSET_DEFAULT_SIZES);

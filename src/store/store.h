@@ -48,6 +48,7 @@ typedef struct TsnapOpenUpload
 } TsnapOpenUpload;
 
 extern void tsnap_store_init(void);
+extern void tsnap_store_yield_to_barriers(void);
 extern const char *tsnap_store_endpoint(void);
 extern const char *tsnap_store_bucket(void);
 extern TsnapStore *tsnap_store_open(const char *endpoint, const char *bucket,

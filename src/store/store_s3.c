@@ -92,11 +92,15 @@ is_set(const char *setting)
  * served at the next CHECK_FOR_INTERRUPTS after the request: stopping the
  * request for them would fail a statement, a long restore say, for nothing.
  */
+static bool yield_to_barriers = false;
+
 static int
 interrupt_pending(void *arg)
 {
 	if (ProcDiePending || proc_exit_inprogress || !PostmasterIsAlive())
 		return S3_INTERRUPT_TERMINATE;
+	if (yield_to_barriers && ProcSignalBarrierPending)
+		return S3_INTERRUPT_CANCEL;
 	if (InterruptPending &&
 		(QueryCancelPending || ClientConnectionLost ||
 		 CheckClientConnectionPending ||
@@ -104,6 +108,18 @@ interrupt_pending(void *arg)
 		 IdleSessionTimeoutPending || ParallelMessagePending))
 		return S3_INTERRUPT_CANCEL;
 	return 0;
+}
+
+/*
+ * For background housekeeping, whose requests can fail and be tried again
+ * next round: stop a request for a ProcSignal barrier too, so that a
+ * stalled S3 server never holds up DROP DATABASE, which waits for every
+ * process to absorb one (raise_error serves it).
+ */
+void
+tsnap_store_yield_to_barriers(void)
+{
+	yield_to_barriers = true;
 }
 
 static void
