@@ -80,6 +80,7 @@ int			tsnap_zstd_level = 1;
 int			tsnap_manifest_checksum = TSNAP_MANIFEST_CHECKSUM_CRC32;
 int			tsnap_max_jobs = 256;
 int			tsnap_job_max_attempts = 3;
+int			tsnap_job_lock_timeout = 10000;
 int			tsnap_job_history_max_age = 7 * 24 * 3600;
 int			tsnap_housekeeping_interval = 60000;
 
@@ -347,6 +348,11 @@ tsnap_define_settings(void)
 							"An error of the request itself (privileges, size limit, a dropped table) fails the job at once.",
 							&tsnap_job_max_attempts, 3, 1, 100,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("tsnap.job_lock_timeout",
+							"How long a snapshot job that nobody waits for may wait for the locks its scan needs.",
+							"A job some session waits for (tsnap_snapshot, tsnap_wait) waits as long as that session does.",
+							&tsnap_job_lock_timeout, 10000, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("tsnap.job_history_max_age",
 							"How long finished snapshot jobs are kept in tsnap.job_history.",
 							NULL, &tsnap_job_history_max_age, 7 * 24 * 3600, 0, INT_MAX,

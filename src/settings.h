@@ -69,6 +69,7 @@ extern int	tsnap_zstd_level;
 extern int	tsnap_manifest_checksum;
 extern int	tsnap_max_jobs;
 extern int	tsnap_job_max_attempts;
+extern int	tsnap_job_lock_timeout;
 extern int	tsnap_job_history_max_age;
 extern int	tsnap_housekeeping_interval;
 

@@ -219,7 +219,7 @@ tsnap_pool_set_job_id(int worker, int64 job_id)
  * because tsnap_cancel asked, or because nobody waits for it while it still
  * prepares (waits for a lock, plans)?  A synchronous request stops as soon
  * as its callers have all left; a detached one (nobody need wait for it)
- * once it has prepared for TSNAP_DETACHED_PREPARE_MS with nobody waiting,
+ * once it has prepared for tsnap.job_lock_timeout with nobody waiting,
  * and *gave_up is then set: so no role can hold a worker by locking the
  * table of its own job.  Reads without the lock (a handler must not take
  * it); a stale answer is corrected at the next check.
@@ -240,7 +240,7 @@ tsnap_pool_abandoned(int worker, bool *gave_up)
 	if (!s->detached)
 		return true;
 	if (!TimestampDifferenceExceeds(s->started_at, GetCurrentTimestamp(),
-									TSNAP_DETACHED_PREPARE_MS))
+									tsnap_job_lock_timeout))
 		return false;
 	*gave_up = true;
 	return true;

@@ -26,12 +26,6 @@
 #define TSNAP_CHECK_INTERVAL_MS	100
 
 /*
- * How long a detached job (tsnap_snapshot_async) may prepare, that is wait
- * for the locks its scan needs and plan it, while nobody waits for it.
- */
-#define TSNAP_DETACHED_PREPARE_MS	10000
-
-/*
  * version_seen of a request whose worker is taking its snapshot; before
  * that it is TSNAP_VERSION_UNKNOWN, after it the version.
  */

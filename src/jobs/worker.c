@@ -50,6 +50,7 @@
 #include "build/build.h"
 #include "jobs/shmem.h"
 #include "ledger/ledger.h"
+#include "settings.h"
 
 #define WORKER_LOCK_TIMEOUT	"10s"
 #define ABANDON_DIE_MS		2000
@@ -302,9 +303,9 @@ tsnap_worker_main(Datum arg)
 		ok = run_caught(build_watched, &build, &error);
 		if (!ok && gave_up_preparing)
 			tsnap_error_set(&error, ERRCODE_LOCK_NOT_AVAILABLE,
-							psprintf(_("tsnap job " INT64_FORMAT " waited more than %d s to lock and plan its scan, with nobody waiting for it"),
-									 job.job_id, TSNAP_DETACHED_PREPARE_MS / 1000),
-							_("An asynchronous job waits for locks only that long unless a session waits for it with tsnap_wait; ask again when the table is not locked."));
+							psprintf(_("tsnap job " INT64_FORMAT " waited longer than tsnap.job_lock_timeout to lock its table, with nobody waiting for it"),
+									 job.job_id),
+							_("A job waits for locks that long unless a session waits for it with tsnap_wait; ask again when the table is not locked."));
 		tsnap_pool_finish(my_worker, ok ? &result : NULL, ok ? NULL : &error,
 						  &job);
 		if (SLOT_FINISHED(job.state) &&

@@ -26,7 +26,8 @@
 #  (j) privileges: who sees, waits for and cancels whose jobs;
 #  (k) pruning of tsnap.job_history.
 #
-# Jobs are held in "running" without S3 by a gate: a session that holds
+# Jobs are held in "running" without S3 by a gate (with
+# tsnap.job_lock_timeout long enough; 028 tests that timeout): a session that holds
 # ACCESS EXCLUSIVE on the table's primary key index (REINDEX INDEX in an
 # open transaction).  The caller of tsnap_snapshot_async never opens the
 # index, so it returns at once; the worker's planner opens every index of
@@ -142,6 +143,7 @@ tsnap.max_workers = 1
 tsnap.part_size = 5
 tsnap.max_parts_in_flight = 1
 restart_after_crash = on
+tsnap.job_lock_timeout = '1h'
 });
 my ($state, $out, $err);
 
@@ -555,7 +557,7 @@ s3_delete_prefix("$node->{tsnap_prefix}/");
 ###########################################################################
 # (j) privileges
 ###########################################################################
-my $pn = tsnap_node('jobs_priv', conf => "tsnap.max_workers = 2\n");
+my $pn = tsnap_node('jobs_priv', conf => "tsnap.max_workers = 2\ntsnap.job_lock_timeout = '1h'\n");
 make_table($pn, $_, 1000) for qw(priv priv2 p trig);
 $pn->safe_psql('postgres', q{
 	CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; CREATE ROLE carol LOGIN;
