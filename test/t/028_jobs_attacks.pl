@@ -126,6 +126,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE alice.shared (id int PRIMARY KEY, pad text);
 	INSERT INTO alice.shared SELECT g, 'z' FROM generate_series(1, 1000) g;
 	SELECT tsnap_track('alice.shared');
+	GRANT USAGE ON SCHEMA alice TO mallory;
 	GRANT SELECT ON alice.shared TO mallory;
 });
 my $gate_b = gate('alice.shared');
