@@ -23,7 +23,8 @@ use Exporter 'import';
 
 our @EXPORT = qw(tsnap_require_s3 tsnap_node s3_get s3_exists s3_open_uploads s3_list aws_s3api
   psql_sqlstate poll_until tsnap_reload start_faultproxy stop_faultproxy
-  tsnap_sysid s3_delete_prefix start_psql finish_psql psql_ends_within tsnap_standby);
+  tsnap_sysid s3_delete_prefix start_psql finish_psql psql_ends_within tsnap_standby
+  table_gate release_table_gate);
 
 # tsnap_require_s3(): skip the whole test file unless the S3_* variables
 # name an S3 server (test/run-all.sh sets them).  A test that uses S3 calls
@@ -266,6 +267,38 @@ sub finish_psql
 	my $err = ${ $bg->{err} };
 	my $state = $err =~ /(?:ERROR|FATAL):\s+([0-9A-Z]{5}):/ ? $1 : '';
 	return ($rc, ${ $bg->{out} }, $err, $state);
+}
+
+# table_gate(NODE, TABLE, DB): a session that holds ACCESS EXCLUSIVE on
+# TABLE's primary key index (REINDEX INDEX in an open transaction) until
+# release_table_gate; returns once the lock is held.  A caller of
+# tsnap_snapshot never opens the index, but a worker's planner does, so
+# the gate holds a snapshot job in "running" without S3.
+my $gates = 0;
+sub table_gate
+{
+	my ($node, $name, $db) = @_;
+	$db //= 'postgres';
+	my $app = 'gate' . ++$gates;
+	my $bg = start_psql($node, { db => $db }, "SET application_name = '$app'",
+		"BEGIN; REINDEX INDEX ${name}_pkey; SELECT pg_sleep(3600); COMMIT;");
+	poll_until(60, sub {
+		$node->safe_psql($db, qq{
+			SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE a.application_name = '$app' AND l.granted
+			  AND l.mode = 'AccessExclusiveLock'
+			  AND l.relation = '${name}_pkey'::regclass}) eq '1';
+	}) or die "gate on $name did not take its lock";
+	return { bg => $bg, app => $app, db => $db };
+}
+
+sub release_table_gate
+{
+	my ($node, $gate) = @_;
+	$node->safe_psql($gate->{db},
+		"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = '$gate->{app}'");
+	finish_psql($gate->{bg});
+	return;
 }
 
 my @faultproxies;

@@ -58,35 +58,6 @@ sub make_table
 	return;
 }
 
-# Start a gate on table $name: a session holding ACCESS EXCLUSIVE on its
-# primary key index until release_gate; returns once the lock is held.
-my $gates = 0;
-sub gate
-{
-	my ($node, $name, $db) = @_;
-	$db //= 'postgres';
-	my $app = 'gate' . ++$gates;
-	my $bg = start_psql($node, { db => $db }, "SET application_name = '$app'",
-		"BEGIN; REINDEX INDEX ${name}_pkey; SELECT pg_sleep(3600); COMMIT;");
-	poll_until(60, sub {
-		$node->safe_psql($db, qq{
-			SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-			WHERE a.application_name = '$app' AND l.granted
-			  AND l.mode = 'AccessExclusiveLock'
-			  AND l.relation = '${name}_pkey'::regclass}) eq '1';
-	}) or die "gate on $name did not take its lock";
-	return { bg => $bg, app => $app, db => $db };
-}
-
-sub release_gate
-{
-	my ($node, $gate) = @_;
-	$node->safe_psql($gate->{db},
-		"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = '$gate->{app}'");
-	finish_psql($gate->{bg});
-	return;
-}
-
 # Columns of job $id in tsnap.jobs, as a hash (empty if it is not listed).
 my @job_columns = qw(job_id tbl requested_by state attempts requested_at
   started_at finished_at rows_version key compression rows_done bytes_done
@@ -151,8 +122,8 @@ my ($state, $out, $err);
 # (a) lifecycle, single flight, timeout, cancel while queued, hits
 ###########################################################################
 make_table($node, $_, 1000) for qw(a b c);
-my $gate_a = gate($node, 'a');
-my $gate_b = gate($node, 'b');
+my $gate_a = table_gate($node, 'a');
+my $gate_b = table_gate($node, 'b');
 
 my $id_a = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('a')");
 like($id_a, qr/^\d+$/, 'lifecycle: tsnap_snapshot_async returns a job id');
@@ -191,12 +162,12 @@ is($job_c->{started_at}, undef, 'cancel queued: it never started');
 is($state, '57014', 'cancel queued: tsnap_wait raises 57014');
 like($err, qr/tsnap job $id_c was cancelled/, 'cancel queued: saying so');
 
-release_gate($node, $gate_a);
+release_table_gate($node, $gate_a);
 ok(poll_until(60, sub { state_of($node, $id_a) eq 'succeeded' }),
 	'lifecycle: the first job succeeds once its worker has the lock');
 ok(poll_until(60, sub { state_of($node, $id_b) eq 'running' }),
 	'lifecycle: then the queued job runs');
-release_gate($node, $gate_b);
+release_table_gate($node, $gate_b);
 ok(poll_until(60, sub { state_of($node, $id_b) eq 'succeeded' }),
 	'lifecycle: and succeeds, without anyone waiting for it');
 $job_b = job($node, $id_b);
@@ -359,7 +330,7 @@ is_deeply([ s3_open_uploads($prefix_big) ], [], 'progress: no open upload afterw
 # (e) a caller that disconnects while its job runs
 ###########################################################################
 make_table($node, 'd', 1000);
-my $gate_d = gate($node, 'd');
+my $gate_d = table_gate($node, 'd');
 my $leaver = start_psql($node, "SET application_name = 'leaver'",
 	"SET client_connection_check_interval = '200ms'",
 	"SELECT tsnap_wait(tsnap_snapshot_async('d'))");
@@ -378,7 +349,7 @@ ok( poll_until(60, sub {
 	}),
 	'disconnect: the caller\'s session is gone');
 is(state_of($node, $id_d), 'running', 'disconnect: its job still runs');
-release_gate($node, $gate_d);
+release_table_gate($node, $gate_d);
 ok(poll_until(60, sub { state_of($node, $id_d) eq 'succeeded' }),
 	'disconnect: and succeeds, seen from another session');
 ok(object_at(job($node, $id_d)->{key}), 'disconnect: its object is there');
@@ -387,7 +358,7 @@ ok(object_at(job($node, $id_d)->{key}), 'disconnect: its object is there');
 # (f) a job whose worker is terminated runs again
 ###########################################################################
 make_table($node, 'r', 1000);
-my $gate_r = gate($node, 'r');
+my $gate_r = table_gate($node, 'r');
 my $id_r = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('r')");
 ok(poll_until(60, sub { state_of($node, $id_r) eq 'running' }), 'terminate: the job runs');
 my $job_r = job($node, $id_r);
@@ -396,7 +367,7 @@ is($node->safe_psql('postgres', "SELECT pg_terminate_backend($job_r->{worker_pid
 	"terminate: pg_terminate_backend of its worker ($job_r->{worker_pid})");
 ok( poll_until(60, sub { state_of($node, $id_r) eq 'queued' }),
 	'terminate: the job goes back to the queue');
-release_gate($node, $gate_r);
+release_table_gate($node, $gate_r);
 # Nothing starts a worker for a queued job nobody waits for until the
 # launcher does (it is not merged yet): the wait here does.
 my $key_r = $node->safe_psql('postgres', "SELECT tsnap_wait($id_r)");
@@ -416,7 +387,7 @@ for my $db (qw(postgres other))
 {
 	make_table($node, "q$_", 20000, $db) for 1 .. 3;
 }
-my $gate_head = gate($node, 'head');
+my $gate_head = table_gate($node, 'head');
 my $id_head = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('head')");
 ok(poll_until(60, sub { state_of($node, $id_head) eq 'running' }),
 	'two databases: a first job holds the only worker');
@@ -431,7 +402,7 @@ for my $i (1 .. 3)
 }
 is(scalar(grep { state_of($node, $_->[1], db => $_->[0]) eq 'queued' } @order), 6,
 	'two databases: six jobs queued, alternating between the databases');
-release_gate($node, $gate_head);
+release_table_gate($node, $gate_head);
 ok( poll_until(120, sub {
 		!grep { state_of($node, $_->[1], db => $_->[0]) ne 'succeeded' } @order;
 	}),
@@ -456,7 +427,7 @@ is($by_start, $by_request, 'two databases: started in arrival order across both'
 ###########################################################################
 make_table($node, 'k', 1000);
 make_table($node, 'trigger', 10);
-my $gate_k = gate($node, 'k');
+my $gate_k = table_gate($node, 'k');
 my $id_k = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('k')");
 ok(poll_until(60, sub { state_of($node, $id_k) eq 'running' }), 'crash: the job runs');
 my $kpid = job($node, $id_k)->{worker_pid};
@@ -483,7 +454,7 @@ is($out, $job_k->{key} // 'no key', 'crash: tsnap_wait returns its key') or diag
 # too: its request was recorded when the transaction that asked committed
 make_table($node, 'cq1', 1000);
 make_table($node, 'cq2', 10);
-my $gate_q1 = gate($node, 'cq1');
+my $gate_q1 = table_gate($node, 'cq1');
 my $id_q1 = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('cq1')");
 ok(poll_until(60, sub { state_of($node, $id_q1) eq 'running' }),
 	'crash, queued: the first job runs');
@@ -507,7 +478,7 @@ is($out, job($node, $id_q2)->{key} // 'no key', 'crash, queued: tsnap_wait retur
 # a job a crash interrupted can be cancelled before it runs again
 make_table($node, 'k2', 1000);
 my $prefix_k2 = tracking_prefix($node, 'k2');
-my $gate_k2 = gate($node, 'k2');
+my $gate_k2 = table_gate($node, 'k2');
 my $id_k2 = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('k2')");
 ok(poll_until(60, sub { state_of($node, $id_k2) eq 'running' }), 'crash, cancel: the job runs');
 $kpid = job($node, $id_k2)->{worker_pid};
@@ -570,7 +541,7 @@ my $id_af = $pn->safe_psql('postgres', q{
 ($state) = psql_sqlstate($pn, "SELECT tsnap_wait($id_af)", user => 'alice');
 is($state, '54000', 'privileges: alice\'s job fails with 54000');
 # and one that runs
-my $gate_p2 = gate($pn, 'priv2');
+my $gate_p2 = table_gate($pn, 'priv2');
 my $id_ar = $pn->safe_psql('postgres', "SELECT tsnap_snapshot_async('priv2')",
 	extra_params => [ '-U', 'alice' ]);
 ok(poll_until(60, sub { state_of($pn, $id_ar) eq 'running' }), 'privileges: alice\'s second job runs');
@@ -615,7 +586,7 @@ like($err, qr/"priv".*10kB/, 'privileges: and tsnap_wait raises it whole for her
 is($pn->safe_psql('postgres', "SELECT tsnap_cancel($id_ar)", extra_params => [ '-U', 'alice' ]),
 	't', 'privileges: alice may cancel her job');
 is(state_of($pn, $id_ar), 'cancelled', 'privileges: which is cancelled');
-release_gate($pn, $gate_p2);
+release_table_gate($pn, $gate_p2);
 
 ###########################################################################
 # (k) pruning of tsnap.job_history
@@ -623,7 +594,7 @@ release_gate($pn, $gate_p2);
 my @old = grep { $_ ne '' } split /\n/, $pn->safe_psql('postgres',
 	"SELECT job_id FROM tsnap.job_history WHERE state IN ('succeeded', 'failed', 'cancelled')");
 cmp_ok(scalar(@old), '>=', 2, 'prune: the history holds finished jobs');
-my $gate_p = gate($pn, 'p');
+my $gate_p = table_gate($pn, 'p');
 my $id_pr = $pn->safe_psql('postgres', "SELECT tsnap_snapshot_async('p')");
 ok(poll_until(60, sub { state_of($pn, $id_pr) eq 'running' }), 'prune: a job runs');
 is($pn->safe_psql('postgres', "SELECT state FROM tsnap.job_history WHERE job_id = $id_pr"),
@@ -640,7 +611,7 @@ ok( poll_until(120, sub {
 	'prune: finished jobs older than tsnap.job_history_max_age are deleted');
 is($pn->safe_psql('postgres', "SELECT state FROM tsnap.job_history WHERE job_id = $id_pr"),
 	'running', 'prune: the running job\'s row stays');
-release_gate($pn, $gate_p);
+release_table_gate($pn, $gate_p);
 ok(poll_until(60, sub { state_of($pn, $id_pr) eq 'succeeded' }), 'prune: the running job succeeds');
 
 $pn->stop;

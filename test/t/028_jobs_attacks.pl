@@ -43,34 +43,6 @@ sub make_table
 	return;
 }
 
-my $gates = 0;
-sub gate
-{
-	my ($name, $db, $user) = @_;
-	$db //= 'postgres';
-	my $app = 'gate' . ++$gates;
-	my $bg = start_psql($node, { db => $db, defined $user ? (user => $user) : () },
-		"SET application_name = '$app'",
-		"BEGIN; REINDEX INDEX ${name}_pkey; SELECT pg_sleep(3600); COMMIT;");
-	poll_until(60, sub {
-		$node->safe_psql($db, qq{
-			SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-			WHERE a.application_name = '$app' AND l.granted
-			  AND l.mode = 'AccessExclusiveLock'
-			  AND l.relation = '${name}_pkey'::regclass}) ne '0';
-	}) or die "gate on $name did not take its lock";
-	return { bg => $bg, app => $app, db => $db };
-}
-
-sub release_gate
-{
-	my ($gate) = @_;
-	$node->safe_psql($gate->{db},
-		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$gate->{app}'");
-	finish_psql($gate->{bg});
-	return;
-}
-
 sub state_of
 {
 	my ($id, $db) = @_;
@@ -129,7 +101,7 @@ $node->safe_psql('postgres', q{
 	GRANT USAGE ON SCHEMA alice TO mallory;
 	GRANT SELECT ON alice.shared TO mallory;
 });
-my $gate_b = gate('alice.shared');
+my $gate_b = table_gate($node, 'alice.shared');
 my $id_b = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('alice.shared')",
 	extra_params => [ '-U', 'mallory' ]);
 ok(poll_until(60, sub { state_of($id_b) eq 'running' }), 'cancel: mallory\'s job runs');
@@ -140,7 +112,7 @@ ok(poll_until(60, sub {
 }), 'cancel: alice waits, having joined the job');
 ($state, $out) = psql_sqlstate($node, "SELECT tsnap_cancel($id_b)", user => 'mallory');
 is($out, 't', 'cancel: mallory cancels her job');
-release_gate($gate_b);
+release_table_gate($node, $gate_b);
 my ($rc, $key_b, $alice_err, $alice_state) = finish_psql($alice);
 is($alice_state, '', 'cancel: alice still gets her key') or diag($alice_err);
 like($key_b, qr{/alice/shared/}, 'cancel: of her table');
@@ -154,7 +126,7 @@ $node->safe_psql('doomed', 'CREATE EXTENSION tsnap');
 make_table('d', 10, 'doomed');
 make_table('blocker', 10);
 make_table('later', 10);
-my $gate_c = gate('blocker');
+my $gate_c = table_gate($node, 'blocker');
 my $id_blocker = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('blocker')");
 ok(poll_until(60, sub { state_of($id_blocker) eq 'running' }), 'dropped: the only worker is busy');
 my $id_d = $node->safe_psql('doomed', "SELECT tsnap_snapshot_async('d')");
@@ -167,7 +139,7 @@ for my $try (1 .. 5)
 	sleep 1;
 }
 ok($dropped, 'dropped: DROP DATABASE doomed') or diag($err);
-release_gate($gate_c);
+release_table_gate($node, $gate_c);
 ok(poll_until(60, sub { state_of($id_blocker) ne 'running' }), 'dropped: the first job ends');
 my $id_later = $node->safe_psql('postgres', "SELECT tsnap_snapshot_async('later')");
 ok(poll_until(60, sub { state_of($id_later) eq 'succeeded' }),
@@ -181,7 +153,7 @@ $node->safe_psql('postgres', "ALTER SYSTEM SET tsnap.job_lock_timeout = '1h'");
 $node->reload;
 make_table('rb', 10);
 make_table('trigger', 10);
-my $gate_d = gate('rb');
+my $gate_d = table_gate($node, 'rb');
 my $rolled = start_psql($node,
 	"BEGIN; CREATE TEMP TABLE ids AS SELECT tsnap_snapshot_async('rb') AS id; SELECT id FROM ids; ROLLBACK;");
 my (undef, $id_rb) = finish_psql($rolled);
