@@ -1,14 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * jobs.h
- *	  Requests for snapshots and the workers that serve them: the callers'
- *	  side of the shared-memory request slots, with single flight and waits
- *	  (queue.c); the pool of workers, which launches them and through which
- *	  they take and finish requests and publish the keys they write
- *	  (pool.c); and the worker's main loop (worker.c).
+ *	  Snapshot jobs and the workers that serve them: the callers' side of
+ *	  the shared-memory jobs, with single flight, waits, asynchronous jobs
+ *	  and cancel (queue.c); the pool of workers, which launches them and
+ *	  through which they take and finish jobs and publish the keys they
+ *	  write (pool.c); the worker's main loop and a database's housekeeping
+ *	  steps (worker.c); the durable record of jobs, tsnap.job_history and
+ *	  tsnap.job_requests, with restarts after a crash and pruning
+ *	  (history.c); and the SQL functions tsnap_wait, tsnap_cancel and
+ *	  tsnap.job_list (jobs_sql.c).
  *
  * This folder calls common/, build/ (a worker builds) and ledger/ (a
- * worker's housekeeping).  snapshot/ calls it.
+ * worker's housekeeping).  snapshot/ and launcher/ call it.
  *
  *-------------------------------------------------------------------------
  */

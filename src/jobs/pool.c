@@ -24,9 +24,9 @@
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
-#include "utils/timestamp.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "utils/timestamp.h"
 
 #include "jobs/shmem.h"
 #include "settings.h"

@@ -5,10 +5,16 @@
  *	  of tsnap_snapshot and the workers that build snapshots (pool.c has
  *	  the workers' side; shmem.h the structure).
  *
- * A caller that misses puts a request in a slot, makes sure a worker will
- * serve it, and sleeps on the queue's condition variable until the slot is
- * DONE or FAILED.  Requests travel through shared memory, not a catalog row,
- * because a worker cannot see rows of the caller's uncommitted transaction.
+ * A caller that misses puts a request in a slot (a job), makes sure a
+ * worker will serve it, and sleeps on the queue's condition variable until
+ * the job is DONE, FAILED or CANCELLED.  Requests travel through shared
+ * memory, not a catalog row, because a worker cannot see rows of the
+ * caller's uncommitted transaction (history.c records them durably).
+ *
+ * Asynchronous jobs (tsnap_snapshot_async) are detached: they run whether
+ * or not anyone waits, and stay after they end until their slot is needed.
+ * tsnap_wait finds a job by id and waits as one more waiter; tsnap_cancel
+ * ends a queued job at once and asks a running one's worker to stop.
  *
  * Single flight: a caller joins a QUEUED or RUNNING request for the same
  * table in the same database, and the same compression (each is a
@@ -57,6 +63,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -65,7 +72,6 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
-#include "access/xact.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"

@@ -40,13 +40,13 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "datatype/timestamp.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "optimizer/plancat.h"
-#include "access/xact.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -198,11 +198,13 @@ estimate_rows(Relation rel)
 			tsnap_relatives(RelationGetRelid(rel)) :
 			list_make1_oid(RelationGetRelid(rel)))
 	{
-		Relation	r = relation_open(lfirst_oid(lc), AccessShareLock);
+		Relation	r = try_relation_open(lfirst_oid(lc), AccessShareLock);
 		BlockNumber pages;
 		double		tuples;
 		double		allvisfrac;
 
+		if (r == NULL)
+			continue;			/* dropped since: the scan will not see it */
 		if (RELKIND_HAS_STORAGE(r->rd_rel->relkind))
 		{
 			estimate_rel_size(r, NULL, &pages, &tuples, &allvisfrac);
